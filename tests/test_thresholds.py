@@ -182,3 +182,16 @@ def test_too_few_scores(spec: str, scores: list, needed: int) -> None:
 def test_bad_scores(scores) -> None:
     with pytest.raises(ParameterError, match="scores"):
         fit_threshold(scores, "percentile:90")
+
+
+def test_gamma_on_a_few_clips_is_not_degenerate():
+    """With 8 scores the 3-parameter gamma MLE pins loc at the minimum (shape < 1) and puts
+    the 0.9 quantile below the median; the fit must fall back to loc = 0."""
+    scores = np.array([0.3574, 0.3643, 0.3669, 0.3721, 0.3989, 0.4041, 0.4190, 0.4404])
+    t = fit_threshold(scores, "gamma:0.9")
+    assert t > np.median(scores)
+    assert np.mean(scores > t) <= 0.25
+    rng = np.random.default_rng(0)
+    exceed = [np.mean(rng.gamma(40, 0.01, 2000) > fit_threshold(rng.gamma(40, 0.01, 8), "gamma:0.9"))
+              for _ in range(50)]
+    assert 0.02 < np.mean(exceed) < 0.3

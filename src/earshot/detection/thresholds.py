@@ -188,6 +188,13 @@ def _gamma_quantile(scores: np.ndarray, q: float) -> float | None:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             a, loc, scale = scipy.stats.gamma.fit(data)
+            if a < 1.0:
+                # A shape below 1 with loc pinned at the smallest score is the degenerate
+                # maximum of the three-parameter likelihood (it grows without bound as loc
+                # approaches the minimum); it happens on small samples (a few held-out clips)
+                # and puts the 0.9 quantile below half of the scores. Reconstruction errors
+                # are positive: fit the two-parameter gamma with loc = 0 instead.
+                a, loc, scale = scipy.stats.gamma.fit(data, floc=0.0)
             value = float(scipy.stats.gamma.ppf(q, a, loc=loc, scale=scale)) - shift
     except Exception as exc:  # scipy raises several kinds on degenerate data
         logger.debug("gamma fit failed: %r", exc)
@@ -226,6 +233,8 @@ def fit_threshold(scores: Any, spec: str | ThresholdSpec = DEFAULT_THRESHOLD) ->
     shifted so that the smallest equals their span ``max - min``, fitted, and the quantile
     shifted back (the fit is shift-equivariant; the shift only keeps scipy's optimiser on
     positive data). Positive scores are fitted unshifted, exactly as the baseline does.
+    When that fit is degenerate (shape < 1: loc pinned at the smallest score, as happens with
+    a handful of held-out clips), the two-parameter gamma with loc = 0 is fitted instead.
     """
     parsed = ThresholdSpec.parse(spec)
     if parsed.method == "value":

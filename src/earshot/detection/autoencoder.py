@@ -1,0 +1,368 @@
+"""Dense autoencoder detector (the DCASE 2020 Task 2 baseline, done carefully).
+
+The network learns to reconstruct context vectors of normal log-mel frames; a clip's score
+is the aggregate (mean by default) of its windows' reconstruction errors. torch is imported
+only when the detector is trained or scored in torch; a saved bundle scores through ONNX.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from earshot.detection.aggregate import aggregate, parse_aggregate
+from earshot.detection.base import Detector, check_clips
+from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.errors import ParameterError
+from earshot.features.store import FrameStore
+
+__all__ = ["AutoencoderDetector"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, float, float | None], None]
+
+#: Fewest held-out normal clips for the threshold to be fitted on them rather than in-sample.
+MIN_CALIBRATION_CLIPS = 5
+#: Windows per forward pass when scoring.
+_SCORE_CHUNK = 32768
+
+
+def _as_store(X: Sequence[np.ndarray], min_time: int) -> FrameStore:
+    if isinstance(X, FrameStore):
+        if len(X) == 0:
+            raise ParameterError("X: expected at least one clip, got none")
+        short = np.flatnonzero(X.lengths < min_time)
+        if short.size:
+            raise ParameterError(f"X[{short[0]}]: expected at least {min_time} frames, got {X.lengths[short[0]]}")
+        return X
+    return FrameStore.from_clips(check_clips(X, min_time=min_time))
+
+
+def _window_starts(store: FrameStore, clips: np.ndarray, n_frames: int) -> np.ndarray:
+    """Start rows (in ``store.frames``) of every context window of the given clips."""
+    parts = [np.arange(store.offsets[i], store.offsets[i + 1] - n_frames + 1) for i in clips]
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
+def _frame_stats(store: FrameStore, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mel mean and standard deviation over the frames of the given clips, clip by clip."""
+    total = np.zeros(store.n_mels)
+    total_sq = np.zeros(store.n_mels)
+    count = 0
+    for i in clips:
+        frames = store.clip_frames(i).astype(np.float64)
+        total += frames.sum(axis=0)
+        total_sq += np.einsum("ij,ij->j", frames, frames)
+        count += len(frames)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+class AutoencoderDetector(Detector):
+    """Dense autoencoder on context frames of log-mel spectrograms.
+
+    Parameters
+    ----------
+    n_frames : int
+        Consecutive frames per context window (5 in the DCASE baseline).
+    hidden, n_layers, bottleneck : int
+        Network width, hidden layers per side, code width (128, 4, 8 in the baseline).
+    epochs : int
+        Passes over the training windows.
+    batch_size : int
+        Windows per optimiser step.
+    learning_rate : float
+        Adam step size.
+    validation_fraction : float
+        Share of the normal training clips held out (whole clips) to watch the validation loss
+        (the best epoch's weights are kept) and to calibrate the threshold on clips the network
+        never trained on. With fewer than 5 held-out clips the threshold is fitted on the
+        training clips' scores instead, and ``threshold_source_`` says so.
+    aggregate : str
+        Window scores to clip score: ``mean``, ``max`` or ``quantile:q``.
+    threshold : str
+        ``gamma:q``, ``percentile:p``, ``mean-std:k``, ``max`` or ``value:x`` (see
+        :mod:`earshot.detection.thresholds`).
+    random_state : int
+        Seeds the clip split, the shuffling and the network's initial weights.
+
+    Attributes
+    ----------
+    threshold_ : float
+    threshold_source_ : str
+        ``"validation"`` or ``"train"``.
+    train_scores_, calibration_scores_ : np.ndarray
+        Clip scores of the training clips and of the clips the threshold was fitted on.
+    history_ : dict
+        ``{"loss": [...], "val_loss": [...]}`` per epoch; ``best_epoch``.
+    mean_, std_ : np.ndarray
+        Per-mel normalisation of the training frames, shape ``(n_mels,)``.
+    """
+
+    kind = "dense-ae"
+
+    def __init__(
+        self,
+        *,
+        n_frames: int = 5,
+        hidden: int = 128,
+        n_layers: int = 4,
+        bottleneck: int = 8,
+        epochs: int = 30,
+        batch_size: int = 512,
+        learning_rate: float = 1e-3,
+        validation_fraction: float = 0.1,
+        aggregate: str = "mean",
+        threshold: str = "gamma:0.9",
+        random_state: int = 0,
+    ):
+        self.n_frames = n_frames
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.bottleneck = bottleneck
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.aggregate = aggregate
+        self.threshold = threshold
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (JSON-safe)."""
+        return {
+            "n_frames": self.n_frames,
+            "hidden": self.hidden,
+            "n_layers": self.n_layers,
+            "bottleneck": self.bottleneck,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "validation_fraction": self.validation_fraction,
+            "aggregate": self.aggregate,
+            "threshold": self.threshold,
+            "random_state": self.random_state,
+        }
+
+    def _validate_params(self) -> ThresholdSpec:
+        for name in ("n_frames", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"{name}: expected a positive integer, got {value!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ParameterError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
+        if not (0.0 <= float(self.validation_fraction) < 1.0):
+            raise ParameterError(f"validation_fraction: expected 0 <= value < 1, got {self.validation_fraction!r}")
+        parse_aggregate(self.aggregate)
+        return ThresholdSpec.parse(self.threshold)
+
+    # ------------------------------------------------------------------ training
+    def _build(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
+        import torch
+
+        from earshot.models import DenseAutoencoder, FrameErrorModel
+
+        ae = DenseAutoencoder(
+            n_mels * self.n_frames, hidden=self.hidden, n_layers=self.n_layers, bottleneck=self.bottleneck
+        )
+        return FrameErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), self.n_frames)
+
+    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, progress: ProgressFn | None = None) -> "AutoencoderDetector":
+        """Train on normal clips and fit the threshold on normal scores.
+
+        Parameters
+        ----------
+        X : sequence of np.ndarray or FrameStore
+            Normal clips, each ``(n_mels, n_time)`` log-mel in dB, ``n_time >= n_frames``.
+        y : ignored
+            Present for API consistency; the autoencoder learns from normal clips only.
+        progress : callable, optional
+            Called after each epoch as ``progress(epoch, epochs, loss, val_loss)``.
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        spec = self._validate_params()
+        store = _as_store(X, self.n_frames)
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(int(self.random_state))
+
+        n_clips = len(store)
+        order = rng.permutation(n_clips)
+        n_val = int(round(self.validation_fraction * n_clips)) if n_clips >= 4 else 0
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+        self.mean_, self.std_ = _frame_stats(store, train_idx)
+
+        model = self._build(store.n_mels, self.mean_, self.std_)
+        optimiser = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
+        train_starts = _window_starts(store, train_idx, self.n_frames)
+        val_starts = _window_starts(store, val_idx, self.n_frames)
+        if val_starts.size > 50_000:  # a fixed subsample keeps the per-epoch check cheap
+            val_starts = np.sort(rng.choice(val_starts, 50_000, replace=False))
+
+        history: dict[str, Any] = {"loss": [], "val_loss": []}
+        best_val, best_state, best_epoch = np.inf, None, self.epochs
+        for epoch in range(1, self.epochs + 1):
+            loss = self._train_epoch(model, optimiser, store, train_starts, rng)
+            val_loss = self._mean_window_error(model, store, val_starts) if val_starts.size else None
+            history["loss"].append(loss)
+            history["val_loss"].append(val_loss)
+            if val_loss is not None and val_loss < best_val:
+                best_val, best_epoch = val_loss, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            log.debug("epoch %d/%d loss %.4f val_loss %s", epoch, self.epochs, loss, val_loss)
+            if progress is not None:
+                progress(epoch, self.epochs, loss, val_loss)
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        history["best_epoch"] = best_epoch
+        model.eval()
+        self.model_ = model
+        self.history_ = history
+        self.n_mels_ = store.n_mels
+
+        scores = self._score_store(store)
+        self.train_scores_ = scores[train_idx]
+        if len(val_idx) >= MIN_CALIBRATION_CLIPS:
+            self.threshold_source_ = "validation"
+            self.calibration_scores_ = scores[val_idx]
+        else:
+            self.threshold_source_ = "train"
+            self.calibration_scores_ = self.train_scores_
+        self.threshold_ = float(fit_threshold(self.calibration_scores_, spec))
+        self.n_train_clips_ = int(len(train_idx))
+        self.n_calibration_clips_ = int(len(self.calibration_scores_))
+        return self
+
+    def _gather(self, store: FrameStore, starts: np.ndarray):
+        """Raw context windows ``(len(starts), n_frames, n_mels)`` as a torch tensor."""
+        import torch
+
+        rows = starts[:, None] + np.arange(self.n_frames)
+        return torch.from_numpy(store.frames[rows])
+
+    def _train_epoch(self, model, optimiser, store: FrameStore, starts: np.ndarray, rng) -> float:
+        import torch
+
+        model.train()
+        perm = rng.permutation(starts)
+        total, count = 0.0, 0
+        mean, inv_std = model.mean, model.inv_std
+        for b in range(0, len(perm), self.batch_size):
+            batch = perm[b : b + self.batch_size]
+            if len(batch) < 2:  # batch norm needs two samples
+                continue
+            x = ((self._gather(store, batch) - mean) * inv_std).reshape(len(batch), -1)
+            rec = model.autoencoder(x)
+            loss = torch.mean((rec - x) ** 2)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(batch)
+            count += len(batch)
+        return total / max(count, 1)
+
+    def _mean_window_error(self, model, store: FrameStore, starts: np.ndarray) -> float:
+        import torch
+
+        model.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for b in range(0, len(starts), _SCORE_CHUNK):
+                batch = starts[b : b + _SCORE_CHUNK]
+                x = ((self._gather(store, batch) - model.mean) * model.inv_std).reshape(len(batch), -1)
+                total += float(((model.autoencoder(x) - x) ** 2).mean(dim=1).sum())
+        return total / len(starts)
+
+    # ------------------------------------------------------------------ scoring
+    def _window_scores_store(self, store: FrameStore) -> list[np.ndarray]:
+        """Window errors per clip through the scoring graph, clips of equal length batched."""
+        import torch
+
+        lengths = store.lengths
+        out: list[np.ndarray | None] = [None] * len(store)
+        with torch.inference_mode():
+            for length in np.unique(lengths):
+                idx = np.flatnonzero(lengths == length)
+                per_batch = max(1, _SCORE_CHUNK // max(1, int(length) - self.n_frames + 1))
+                for b in range(0, len(idx), per_batch):
+                    chunk = idx[b : b + per_batch]
+                    x = torch.from_numpy(np.stack([store.clip_frames(i) for i in chunk]))
+                    errors = self.model_(x).numpy()
+                    for i, e in zip(chunk, errors):
+                        out[i] = e.astype(np.float64)
+        return out  # type: ignore[return-value]
+
+    def _score_store(self, store: FrameStore) -> np.ndarray:
+        return np.array([aggregate(w, self.aggregate) for w in self._window_scores_store(store)])
+
+    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Reconstruction error of every context window, one array ``(n_time - n_frames + 1,)`` per clip."""
+        if not hasattr(self, "model_"):
+            self._check_fitted()
+        store = _as_store(X, self.n_frames)
+        if store.n_mels != self.n_mels_:
+            raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {store.n_mels}")
+        return self._window_scores_store(store)
+
+    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip scores, shape ``(n_clips,)``: the aggregate of each clip's window errors."""
+        self._check_fitted()
+        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X)])
+
+    # ------------------------------------------------------------------ export
+    def scoring_module(self):
+        """The torch scoring graph (eval mode): log-mel ``(batch, n_time, n_mels)`` -> ``(batch, n_windows)``."""
+        self._check_fitted()
+        return self.model_.eval()
+
+    def state_dict(self) -> dict:
+        """Weights of the scoring graph (network and normalisation buffers)."""
+        self._check_fitted()
+        return self.model_.state_dict()
+
+    def fitted_state(self) -> dict[str, Any]:
+        """What a bundle records of the fitted detector (JSON-safe)."""
+        self._check_fitted()
+        return {
+            "threshold": self.threshold_,
+            "threshold_source": self.threshold_source_,
+            "n_train_clips": self.n_train_clips_,
+            "n_calibration_clips": self.n_calibration_clips_,
+            "n_mels": self.n_mels_,
+            "calibration_scores": [float(s) for s in self.calibration_scores_],
+            "train_scores": [float(s) for s in self.train_scores_],
+            "history": self.history_,
+        }
+
+    @classmethod
+    def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "AutoencoderDetector":
+        """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
+        det = cls(**params)
+        n_mels = int(state["n_mels"])
+        model = det._build(n_mels, np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32))
+        model.load_state_dict(weights)
+        model.eval()
+        det.model_ = model
+        det.n_mels_ = n_mels
+        det.mean_ = model.mean.numpy().copy()
+        det.std_ = (1.0 / model.inv_std).numpy().copy()
+        det.history_ = state.get("history", {})
+        det.threshold_source_ = state.get("threshold_source", "train")
+        det.n_train_clips_ = int(state.get("n_train_clips", 0))
+        det.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
+        det.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
+        det.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
+        det.threshold_ = float(state["threshold"])
+        return det

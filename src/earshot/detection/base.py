@@ -1,0 +1,91 @@
+"""The Detector contract shared by every earshot detector.
+
+Conventions (pinned by ``tests/test_detector_contract.py``):
+
+- **Score direction**: a higher score means more anomalous.
+- **Labels**: 1 = anomaly, 0 = normal; :meth:`Detector.predict` returns 0/1.
+- ``decision_function(X) = score_samples(X) - threshold_``: positive means anomalous, so
+  ``predict(X) == (decision_function(X) > 0)``.
+- The constructor only stores keyword parameters; :meth:`fit` validates, trains on normal
+  clips, fits the threshold on normal scores and returns ``self``; learned state ends in ``_``
+  (``threshold_``, ``train_scores_``, ``history_``); scoring before ``fit`` raises
+  :class:`~earshot.errors.NotFittedError`.
+- ``X`` is a sequence of clips, each a log-mel spectrogram of shape ``(n_mels, n_time)``
+  (see :func:`earshot.features.log_mel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from earshot.errors import NotFittedError, ParameterError
+
+__all__ = ["Detector", "check_clips"]
+
+
+def check_clips(X: Sequence[np.ndarray], *, min_time: int = 1, name: str = "X") -> list[np.ndarray]:
+    """Validate a sequence of log-mel clips and return them as float32 arrays.
+
+    Parameters
+    ----------
+    X : sequence of np.ndarray
+        Each of shape ``(n_mels, n_time)``, all with the same ``n_mels``.
+    min_time : int
+        The fewest frames a clip may have.
+
+    Returns
+    -------
+    list of np.ndarray
+        float32 arrays, shape ``(n_mels, n_time_i)``.
+    """
+    if isinstance(X, np.ndarray) and X.ndim == 2:
+        raise ParameterError(f"{name}: expected a sequence of (n_mels, n_time) clips, got one 2-D array")
+    clips = [np.asarray(x, dtype=np.float32) for x in X]
+    if not clips:
+        raise ParameterError(f"{name}: expected at least one clip, got none")
+    n_mels = clips[0].shape[0] if clips[0].ndim == 2 else None
+    for i, c in enumerate(clips):
+        if c.ndim != 2:
+            raise ParameterError(f"{name}[{i}]: expected shape (n_mels, n_time), got {c.shape}")
+        if c.shape[0] != n_mels:
+            raise ParameterError(f"{name}[{i}]: expected {n_mels} mel bands like the first clip, got {c.shape[0]}")
+        if c.shape[1] < min_time:
+            raise ParameterError(f"{name}[{i}]: expected at least {min_time} frames, got {c.shape[1]}")
+        if not np.isfinite(c).all():
+            raise ParameterError(f"{name}[{i}]: contains NaN or infinite values")
+    return clips
+
+
+class Detector:
+    """Base class: fit on normal clips, score, threshold, predict.
+
+    Subclasses set ``kind`` and implement :meth:`fit` and :meth:`score_samples`.
+    """
+
+    kind: ClassVar[str] = "detector"
+    threshold_: float
+
+    def fit(self, X: Sequence[np.ndarray], y: Any = None) -> "Detector":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        """Anomaly score per clip, shape ``(n_clips,)``; higher = more anomalous."""
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted yet: call fit(X) before scoring"
+            )
+
+    def decision_function(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """``score_samples(X) - threshold_``, shape ``(n_clips,)``; positive = anomalous."""
+        self._check_fitted()
+        return self.score_samples(X) - self.threshold_
+
+    def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """0 (normal) or 1 (anomaly) per clip, shape ``(n_clips,)``, int64."""
+        return (self.decision_function(X) > 0).astype(np.int64)

@@ -1,0 +1,101 @@
+"""The dense autoencoder of the DCASE 2020 Task 2 baseline, as a pure torch module.
+
+The baseline reconstructs context vectors of ``n_frames`` consecutive log-mel frames
+(``n_mels * n_frames`` values, frame-major) through four 128-wide layers, an 8-wide
+bottleneck and four 128-wide layers back, each hidden layer followed by batch norm and ReLU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DenseAutoencoder", "FrameErrorModel"]
+
+
+def _block(n_in: int, n_out: int) -> list[nn.Module]:
+    return [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
+
+
+class DenseAutoencoder(nn.Module):
+    """Dense autoencoder for context vectors.
+
+    Parameters
+    ----------
+    input_dim : int
+        Length of one context vector (``n_mels * n_frames``; 640 in the DCASE baseline).
+    hidden : int
+        Width of the hidden layers (128).
+    n_layers : int
+        Hidden layers on each side of the bottleneck (4 in the baseline).
+    bottleneck : int
+        Width of the code layer (8).
+
+    Shapes
+    ------
+    ``forward``: ``(batch, input_dim) -> (batch, input_dim)``.
+    """
+
+    def __init__(self, input_dim: int, *, hidden: int = 128, n_layers: int = 4, bottleneck: int = 8):
+        super().__init__()
+        enc: list[nn.Module] = []
+        width = input_dim
+        for _ in range(n_layers):
+            enc += _block(width, hidden)
+            width = hidden
+        enc += _block(width, bottleneck)
+        dec: list[nn.Module] = []
+        width = bottleneck
+        for _ in range(n_layers):
+            dec += _block(width, hidden)
+            width = hidden
+        dec.append(nn.Linear(width, input_dim))
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+class FrameErrorModel(nn.Module):
+    """The scoring graph: raw log-mel frames in, one reconstruction error per context window out.
+
+    Normalisation (per-mel mean and standard deviation of the training frames) and the
+    context stacking live inside the graph as buffers, so an exported model needs nothing
+    beside it but the log-mel features.
+
+    Parameters
+    ----------
+    autoencoder : nn.Module
+        Maps ``(n, n_frames * n_mels)`` to the same shape.
+    mean, std : torch.Tensor
+        Shape ``(n_mels,)``.
+    n_frames : int
+        Context frames per window.
+
+    Shapes
+    ------
+    ``forward``: log-mel ``(batch, n_time, n_mels)`` in dB ->
+    errors ``(batch, n_time - n_frames + 1)``, the mean squared error of each window
+    (in normalised units).
+    """
+
+    def __init__(self, autoencoder: nn.Module, mean: torch.Tensor, std: torch.Tensor, n_frames: int):
+        super().__init__()
+        self.autoencoder = autoencoder
+        self.n_frames = int(n_frames)
+        self.register_buffer("mean", mean.detach().clone().float())
+        self.register_buffer("inv_std", 1.0 / std.detach().clone().float())
+
+    def context(self, logmel: torch.Tensor) -> torch.Tensor:
+        """Normalised context vectors, ``(batch, n_windows, n_frames * n_mels)``."""
+        x = (logmel - self.mean) * self.inv_std
+        n_windows = x.shape[1] - self.n_frames + 1
+        return torch.cat([x[:, i : i + n_windows, :] for i in range(self.n_frames)], dim=-1)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        ctx = self.context(logmel)
+        batch, n_windows, dim = ctx.shape
+        flat = ctx.reshape(-1, dim)
+        rec = self.autoencoder(flat)
+        return ((rec - flat) ** 2).mean(dim=-1).reshape(batch, n_windows)

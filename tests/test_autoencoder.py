@@ -1,0 +1,70 @@
+"""Dense autoencoder specifics: calibration on held-out normals, aggregation, the scoring graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from earshot.detection.aggregate import aggregate, parse_aggregate
+from earshot.detection.autoencoder import AutoencoderDetector
+from earshot.errors import ParameterError
+from earshot.features.store import FrameStore
+
+SMALL = {"epochs": 2, "hidden": 32, "n_layers": 2, "batch_size": 256}
+
+
+def _clips(rng, n, n_mels=16, n_time=40):
+    return [rng.normal(-40, 2, size=(n_mels, n_time)).astype(np.float32) for _ in range(n)]
+
+
+def test_threshold_from_held_out_normals(rng):
+    det = AutoencoderDetector(validation_fraction=0.25, **SMALL).fit(_clips(rng, 40))
+    assert det.threshold_source_ == "validation"
+    assert det.n_calibration_clips_ == 10 and det.n_train_clips_ == 30
+    assert len(det.history_["val_loss"]) == 2 and det.history_["best_epoch"] in (1, 2)
+
+
+def test_few_clips_fall_back_to_training_scores(rng):
+    det = AutoencoderDetector(**SMALL).fit(_clips(rng, 6))
+    assert det.threshold_source_ == "train"
+    np.testing.assert_array_equal(det.calibration_scores_, det.train_scores_)
+
+
+def test_threshold_methods_are_applied(rng):
+    X = _clips(rng, 20)
+    det = AutoencoderDetector(threshold="max", validation_fraction=0.0, **SMALL).fit(X)
+    assert det.threshold_ == pytest.approx(det.train_scores_.max())
+    det = AutoencoderDetector(threshold="value:1.5", **SMALL).fit(X)
+    assert det.threshold_ == 1.5
+
+
+def test_frame_store_and_list_give_the_same_scores(rng):
+    X = _clips(rng, 12)
+    det = AutoencoderDetector(**SMALL).fit(X)
+    np.testing.assert_allclose(det.score_samples(FrameStore.from_clips(X)), det.score_samples(X), rtol=1e-6)
+
+
+def test_window_scores_and_aggregation(rng):
+    X = _clips(rng, 10, n_time=30)
+    det = AutoencoderDetector(aggregate="max", **SMALL).fit(X)
+    windows = det.window_scores(X[:2])
+    assert [w.shape for w in windows] == [(26,), (26,)]
+    np.testing.assert_allclose(det.score_samples(X[:2]), [w.max() for w in windows])
+
+
+def test_aggregate_specs():
+    w = np.array([1.0, 2.0, 3.0, 10.0])
+    assert aggregate(w, "mean") == 4.0
+    assert aggregate(w, "max") == 10.0
+    assert aggregate(w, "quantile:0.5") == 2.5
+    assert parse_aggregate("quantile:1") == ("quantile", 1.0)
+    for bad in ("median", "quantile:0", "quantile:x", "quantile:2"):
+        with pytest.raises(ParameterError, match="aggregate"):
+            parse_aggregate(bad)
+
+
+@pytest.mark.parametrize("name,value", [("epochs", 0), ("batch_size", -1), ("validation_fraction", 1.0),
+                                        ("learning_rate", 0.0), ("aggregate", "median")])
+def test_parameter_validation(rng, name, value):
+    with pytest.raises(ParameterError, match=name if name != "aggregate" else "aggregate"):
+        AutoencoderDetector(**{**SMALL, name: value}).fit(_clips(rng, 6))

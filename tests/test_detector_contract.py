@@ -1,0 +1,98 @@
+"""The Detector contract, run over every registered detector (and a loaded bundle).
+
+Conventions pinned here: higher score = more anomalous; label 1 = anomaly; predict returns 0/1;
+decision_function = score_samples - threshold_; scoring before fit raises NotFittedError;
+the constructor only stores parameters; same seed, same result.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+from earshot.detection import DETECTORS, detector_class, make_detector
+from earshot.errors import NotFittedError, ParameterError
+
+FAST = {"dense-ae": {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256}}
+
+
+def _clips(rng, n, *, n_mels=32, n_time=60, tone=None):
+    base = np.linspace(-60, -20, n_mels, dtype=np.float32)[:, None]
+    clips = []
+    for _ in range(n):
+        x = base + rng.normal(0, 1.0, size=(n_mels, n_time)).astype(np.float32)
+        if tone is not None:
+            x[tone] += 12.0
+        clips.append(x)
+    return clips
+
+
+@pytest.fixture(params=sorted(DETECTORS))
+def kind(request):
+    return request.param
+
+
+def test_constructor_only_stores_parameters(kind):
+    cls = detector_class(kind)
+    sig = inspect.signature(cls)
+    assert all(p.kind is p.KEYWORD_ONLY for p in sig.parameters.values())
+    det = cls(**FAST[kind])
+    for name, value in FAST[kind].items():
+        assert getattr(det, name) == value
+    assert not [a for a in vars(det) if a.endswith("_")], "no learned state before fit"
+    assert det.get_params()["epochs"] == FAST[kind]["epochs"]
+
+
+def test_not_fitted_raises(kind, rng):
+    det = make_detector(kind, **FAST[kind])
+    X = _clips(rng, 2)
+    for method in (det.score_samples, det.decision_function, det.predict):
+        with pytest.raises(NotFittedError):
+            method(X)
+
+
+def test_fit_returns_self_and_conventions(kind, rng):
+    det = make_detector(kind, **FAST[kind])
+    normal = _clips(rng, 24)
+    assert det.fit(normal) is det
+    assert np.isfinite(det.threshold_)
+    assert det.train_scores_.ndim == 1 and len(det.history_["loss"]) == FAST[kind]["epochs"]
+    test_n, test_a = _clips(rng, 8), _clips(rng, 8, tone=slice(10, 14))
+    s_n, s_a = det.score_samples(test_n), det.score_samples(test_a)
+    assert s_n.shape == (8,) and s_a.shape == (8,)
+    # higher = more anomalous: clips with a strong extra tone score above normal clips
+    assert s_a.min() > s_n.max()
+    X = test_n + test_a
+    d = det.decision_function(X)
+    np.testing.assert_allclose(d, det.score_samples(X) - det.threshold_)
+    pred = det.predict(X)
+    assert pred.dtype.kind == "i" and set(np.unique(pred)) <= {0, 1}
+    np.testing.assert_array_equal(pred, (d > 0).astype(int))
+    assert pred[8:].all(), "the obvious anomalies are predicted as 1"
+
+
+def test_same_seed_same_result(kind, rng):
+    X = _clips(rng, 16)
+    a = make_detector(kind, random_state=3, **FAST[kind]).fit(X)
+    b = make_detector(kind, random_state=3, **FAST[kind]).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    assert a.threshold_ == b.threshold_
+
+
+def test_bad_input(kind, rng):
+    det = make_detector(kind, **FAST[kind])
+    with pytest.raises(ParameterError, match="at least one clip"):
+        det.fit([])
+    with pytest.raises(ParameterError, match=r"X\[1\]"):
+        det.fit([np.zeros((32, 60), np.float32), np.zeros((16, 60), np.float32)])
+    with pytest.raises(ParameterError, match="frames"):
+        det.fit([np.zeros((32, 2), np.float32)])
+    with pytest.raises(ParameterError, match="threshold"):
+        make_detector(kind, threshold="median", **FAST[kind]).fit(_clips(rng, 8))
+
+
+def test_unknown_kind():
+    with pytest.raises(ParameterError, match="model"):
+        make_detector("transformer")
