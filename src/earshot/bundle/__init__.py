@@ -1,0 +1,26 @@
+"""Model bundles: save a fitted detector as one self-describing directory, load and score it.
+
+Loading and scoring need numpy, scipy, soundfile and onnxruntime only; :func:`save_bundle`
+imports torch (to export the graph and the weights) when it is called.
+"""
+
+from earshot.bundle.format import FORMAT_VERSION
+from earshot.bundle.modelset import ModelSet, group_dirname, load_model, write_index
+from earshot.bundle.scorer import Bundle
+
+
+def save_bundle(*args, **kwargs):
+    """See :func:`earshot.bundle.save.save_bundle` (imported lazily: it needs torch)."""
+    from earshot.bundle.save import save_bundle as _save
+
+    return _save(*args, **kwargs)
+
+
+def load_detector(*args, **kwargs):
+    """See :func:`earshot.bundle.save.load_detector` (imported lazily: it needs torch)."""
+    from earshot.bundle.save import load_detector as _load
+
+    return _load(*args, **kwargs)
+
+
+__all__ = ["FORMAT_VERSION", "Bundle", "ModelSet", "load_model", "save_bundle", "load_detector", "group_dirname", "write_index"]

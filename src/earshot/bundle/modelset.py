@@ -1,0 +1,125 @@
+"""Model sets: one bundle per data group (machine, machine/id), with an ``index.json``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from earshot.bundle.format import FORMAT_VERSION, INDEX, MANIFEST, check_format, read_json
+from earshot.bundle.scorer import Bundle
+from earshot.errors import BundleError, ParameterError
+
+__all__ = ["ModelSet", "load_model", "group_dirname", "write_index"]
+
+log = logging.getLogger(__name__)
+
+
+def group_dirname(group: str) -> str:
+    """A directory name for a group name (``fan/id_00`` -> ``fan_id_00``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", group).strip("._") or "group"
+
+
+def write_index(directory: Path, groups: Mapping[str, str], *, group_by: str, extra: dict[str, Any] | None = None) -> None:
+    """Write a model set's ``index.json`` (group name -> bundle sub-directory)."""
+    from earshot import __version__
+
+    index = {
+        "format_version": FORMAT_VERSION,
+        "kind": "model-set",
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"earshot": __version__},
+        "group_by": group_by,
+        "groups": dict(sorted(groups.items())),
+        **(extra or {}),
+    }
+    with open(Path(directory) / INDEX, "w", encoding="utf-8") as fh:
+        json.dump(index, fh, indent=2)
+
+
+class ModelSet:
+    """One bundle per group, as written by ``earshot train``.
+
+    A single bundle directory is read as a model set of one group.
+
+    Attributes
+    ----------
+    path : Path
+    group_by : str
+        ``id``, ``machine`` or ``none``: how the training data was grouped.
+    bundles : dict[str, Bundle]
+        Group name -> loaded bundle.
+    """
+
+    def __init__(self, path: Path, group_by: str, bundles: dict[str, Bundle], index: dict[str, Any] | None = None):
+        self.path = path
+        self.group_by = group_by
+        self.bundles = bundles
+        self.index = index or {}
+
+    @property
+    def groups(self) -> list[str]:
+        return sorted(self.bundles)
+
+    def group_of(self, path: str | os.PathLike) -> str | None:
+        """The group a file belongs to by the layout parsing used in training, or None."""
+        if len(self.bundles) == 1:
+            return next(iter(self.bundles))
+        from earshot.datasets import group_name, parse_path
+
+        parsed = parse_path(Path(path))
+        if parsed is None:
+            return None
+        try:
+            name = group_name(parsed, self.group_by)
+        except Exception:  # an unparseable path cannot be told apart from a bad one here
+            return None
+        return name if name in self.bundles else None
+
+    def bundle_for(self, path: str | os.PathLike, group: str | None = None) -> tuple[str, Bundle]:
+        """The (group, bundle) that scores ``path``; ``group`` overrides the layout parsing."""
+        if group is not None:
+            if group not in self.bundles:
+                raise ParameterError(f"group: expected one of {', '.join(self.groups)}, got {group!r}")
+            return group, self.bundles[group]
+        name = self.group_of(path)
+        if name is None:
+            raise ParameterError(
+                f"{path}: cannot tell which group this file belongs to (the model has groups "
+                f"{', '.join(self.groups)}); pass --group NAME"
+            )
+        return name, self.bundles[name]
+
+
+def load_model(path: str | os.PathLike) -> ModelSet:
+    """Load a model set directory (``index.json``) or a single bundle (``manifest.json``).
+
+    Raises
+    ------
+    BundleError
+        Missing directory, neither file present, unknown format version, incomplete bundle.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path}: no such model directory")
+    if not path.is_dir():
+        raise BundleError(f"{path}: expected a model directory, got a file")
+    if (path / INDEX).exists():
+        index = read_json(path / INDEX)
+        check_format(index, path / INDEX)
+        groups = index.get("groups")
+        if not isinstance(groups, dict) or not groups:
+            raise BundleError(f"{path / INDEX}: lists no groups")
+        bundles = {name: Bundle(path / sub) for name, sub in groups.items()}
+        return ModelSet(path, str(index.get("group_by", "id")), bundles, index)
+    if (path / MANIFEST).exists():
+        bundle = Bundle(path)
+        group = bundle.group or "all"
+        group_by = bundle.manifest.get("training", {}).get("group_by", "none")
+        return ModelSet(path, group_by, {group: bundle})
+    raise BundleError(f"{path}: not an earshot model (no {INDEX} or {MANIFEST})")

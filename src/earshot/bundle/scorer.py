@@ -1,0 +1,122 @@
+"""A loaded bundle: scores log-mel clips or audio files through ONNX (no torch)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot.bundle.format import MANIFEST, ONNX_FILE, check_format, read_json
+from earshot.detection.aggregate import aggregate
+from earshot.detection.base import Detector, check_clips
+from earshot.errors import BundleError, ParameterError
+from earshot.features.config import FeatureConfig
+
+__all__ = ["Bundle"]
+
+log = logging.getLogger(__name__)
+
+#: Windows per ONNX call.
+_CHUNK_WINDOWS = 32768
+
+
+class Bundle(Detector):
+    """A fitted detector read from a bundle directory; scoring runs on onnxruntime.
+
+    It follows the :class:`~earshot.detection.base.Detector` conventions (higher score = more
+    anomalous, ``decision_function = score - threshold_``) but cannot be refitted.
+
+    Parameters
+    ----------
+    path : path-like
+        The bundle directory (``manifest.json``, ``model.onnx``, ``weights.pt``).
+
+    Attributes
+    ----------
+    manifest : dict
+    features : FeatureConfig
+    channel : int or None
+    threshold_ : float
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise BundleError(f"{self.path}: no such model directory")
+        manifest_path = self.path / MANIFEST
+        if not manifest_path.exists():
+            raise BundleError(f"{self.path}: not an earshot model (no {MANIFEST})")
+        self.manifest = read_json(manifest_path)
+        check_format(self.manifest, manifest_path)
+        try:
+            feats = dict(self.manifest["features"])
+            self.channel = feats.pop("channel", None)
+            self.features = FeatureConfig.from_dict(feats)
+            self.threshold_ = float(self.manifest["threshold"]["value"])
+            self.aggregate = str(self.manifest.get("aggregate", "mean"))
+            self.min_frames = int(self.manifest["scoring"]["min_frames"])
+            self.kind = str(self.manifest["model"]["kind"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{manifest_path}: incomplete manifest ({exc})") from None
+        onnx_path = self.path / ONNX_FILE
+        if not onnx_path.exists():
+            raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"{onnx_path}: cannot be loaded by onnxruntime ({exc})") from None
+
+    @property
+    def group(self) -> str | None:
+        """The data group this bundle was trained on (e.g. ``fan/id_00``)."""
+        return self.manifest.get("training", {}).get("group")
+
+    def fit(self, X: Any, y: Any = None) -> "Bundle":
+        raise ParameterError("a loaded bundle cannot be refitted: train a new model with `earshot train`")
+
+    # ------------------------------------------------------------------ scoring
+    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Window scores per clip, one array ``(n_time - min_frames + 1,)`` per clip.
+
+        Parameters
+        ----------
+        X : sequence of np.ndarray
+            Log-mel clips ``(n_mels, n_time)`` made with :attr:`features`.
+        """
+        clips = check_clips(X, min_time=self.min_frames)
+        if clips[0].shape[0] != self.features.n_mels:
+            raise ParameterError(f"X: expected {self.features.n_mels} mel bands as in training, got {clips[0].shape[0]}")
+        lengths = np.array([c.shape[1] for c in clips])
+        out: list[np.ndarray | None] = [None] * len(clips)
+        for length in np.unique(lengths):
+            idx = np.flatnonzero(lengths == length)
+            per_call = max(1, _CHUNK_WINDOWS // max(1, int(length) - self.min_frames + 1))
+            for b in range(0, len(idx), per_call):
+                chunk = idx[b : b + per_call]
+                x = np.ascontiguousarray(np.stack([clips[i].T for i in chunk]), dtype=np.float32)
+                (scores,) = self._session.run(None, {"logmel": x})
+                for i, s in zip(chunk, scores):
+                    out[i] = s.astype(np.float64)
+        return out  # type: ignore[return-value]
+
+    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip scores ``(n_clips,)``: the bundle's aggregate of each clip's window scores."""
+        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X)])
+
+    def extract(self, path: str | os.PathLike) -> np.ndarray:
+        """Decode one audio file and compute its log-mel ``(n_mels, n_time)`` as in training."""
+        from earshot.features.extract import file_log_mel
+
+        return file_log_mel(path, self.features, channel=self.channel, min_frames=self.min_frames)
+
+    def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
+        """Clip scores ``(n_files,)`` for audio files."""
+        return self.score_samples([self.extract(p) for p in paths])
