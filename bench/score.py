@@ -1,0 +1,132 @@
+"""Training throughput, bundle scoring throughput and peak memory.
+
+    python bench/score.py [--clips 400] [--train-clips 5000]
+
+Prints, on this machine, in one run:
+- training frames/s of the dense autoencoder (windows per second over an epoch);
+- bundle scoring files/s from wav files (decode + log-mel + ONNX), and the same with the
+  reference path of the DCASE baseline notebooks (librosa features + the torch model) run side
+  by side on the same files;
+- peak RSS of a separate `earshot train` process on --train-clips ten-second clips
+  (the design budget: < 1.5 GB for 5,000 clips).
+No assertions: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+
+
+def _peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def _write_clips(folder: Path, n: int, *, seconds: float = 10.0, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    base = 0.2 * np.sin(2 * np.pi * 120 * t) + 0.1 * np.sin(2 * np.pi * 240 * t)
+    paths = []
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        y = base * (1 + 0.05 * rng.normal()) + 0.05 * rng.normal(size=t.size)
+        p = folder / f"{i:08d}.wav"
+        sf.write(p, (y / 2).astype(np.float32), SR, subtype="PCM_16")
+        paths.append(p)
+    return paths
+
+
+def bench_training(n_clips: int = 200, epochs: int = 3) -> None:
+    from earshot.detection.autoencoder import AutoencoderDetector
+    from earshot.features.store import FrameStore
+
+    rng = np.random.default_rng(0)
+    store = FrameStore.from_clips([rng.normal(-40, 5, size=(128, 313)).astype(np.float32) for _ in range(n_clips)])
+    for batch in (512, 2048):
+        det = AutoencoderDetector(epochs=epochs, batch_size=batch, validation_fraction=0.0)
+        times = []
+        det.fit(store, progress=lambda *a: times.append(time.perf_counter()))
+        per_epoch = np.diff(times).mean()
+        windows = n_clips * (313 - 4)
+        print(f"train dense-ae (128 mels x 5 frames, batch {batch:4d}): {windows / per_epoch:10.0f} frames/s")
+
+
+def bench_scoring(n_files: int) -> None:
+    from earshot.bundle import load_model
+    from earshot.pipeline import score_files, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _write_clips(tmp / "train" / "normal", 60, seed=1)
+        paths = _write_clips(tmp / "score", n_files, seed=2)
+        train(tmp / "train", tmp / "model", model_params={"epochs": 2})
+        model = load_model(tmp / "model")
+        score_files(model, paths[:8])  # warm up
+        t = time.perf_counter()
+        rows = score_files(model, paths)
+        dt = time.perf_counter() - t
+        print(f"score from wav (decode + log-mel + ONNX), earshot : {n_files / dt:8.1f} files/s  ({len(rows)} files)")
+
+        import librosa
+        import torch
+
+        from earshot.bundle import load_detector
+
+        det = load_detector(tmp / "model")
+        module = det.scoring_module()
+        n_ref = min(n_files, 100)
+        t = time.perf_counter()
+        for p in paths[:n_ref]:
+            y, _ = librosa.load(p, sr=SR, mono=True)
+            mel = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=1024, hop_length=512, n_mels=128, power=2.0)
+            logmel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
+            with torch.inference_mode():
+                module(torch.from_numpy(logmel.T[None].copy())).mean()
+        dt_ref = time.perf_counter() - t
+        print(f"score from wav, reference (librosa + torch)       : {n_ref / dt_ref:8.1f} files/s  ({n_ref} files)")
+        print(f"ratio earshot / reference                         : {(n_files / dt) / (n_ref / dt_ref):8.1f} x")
+
+
+def bench_train_memory(n_clips: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        _write_clips(tmp / "data" / "normal", n_clips, seed=3)
+        print(f"wrote {n_clips} ten-second clips in {time.perf_counter() - t:.1f} s")
+        earshot = Path(sys.executable).parent / "earshot"
+        t = time.perf_counter()
+        subprocess.run([str(earshot), "train", str(tmp / "data"), "--out", str(tmp / "model"), "--epochs", "1"],
+                       check=True, stdout=subprocess.DEVNULL)
+        dt = time.perf_counter() - t
+        print(f"earshot train on {n_clips} clips, 1 epoch: {dt:.1f} s, "
+              f"peak RSS {_peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=int, default=400, help="files to score")
+    parser.add_argument("--train-clips", type=int, default=5000, help="clips for the training-memory run (0: skip)")
+    args = parser.parse_args()
+    import torch
+
+    print(f"cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}")
+    bench_training()
+    bench_scoring(args.clips)
+    print(f"peak RSS of this process: {_peak_rss_mb():.0f} MB")
+    if args.train_clips:
+        bench_train_memory(args.train_clips)
+
+
+if __name__ == "__main__":
+    main()

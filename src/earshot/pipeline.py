@@ -1,0 +1,364 @@
+"""From a folder of recordings to a model set, scores and an evaluation.
+
+This module joins the layers (datasets -> io/features -> detection -> bundle -> evaluation)
+for the command line and the service; it holds no algorithm of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot._fs import atomic_dir
+from earshot.datasets import Record, assign_default_split, discover, group_name
+from earshot.errors import DatasetError, EarshotError, ParameterError
+from earshot.features.config import FeatureConfig
+from earshot.features.store import FrameStore
+
+__all__ = [
+    "Progress",
+    "TrainResult",
+    "extract_store",
+    "train",
+    "score_files",
+    "evaluate",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``progress(stage, done, total)``; ``stage`` is a short description of the work.
+Progress = Callable[[str, int, int], None]
+
+GROUP_BYS = ("id", "machine", "none")
+
+
+def _n_time(n_samples: int, config: FeatureConfig) -> int:
+    return 1 + n_samples // config.hop_length
+
+
+def _expected_samples(path: Path, sr: int) -> int:
+    """Samples after decoding and resampling, from the header (resample_poly's length rule)."""
+    from earshot.io.audio import info
+
+    meta = info(path)
+    if meta.sr == sr:
+        return int(meta.frames)
+    g = math.gcd(int(sr), int(meta.sr))
+    up, down = sr // g, meta.sr // g
+    return int(math.ceil(meta.frames * up / down))
+
+
+def extract_store(
+    paths: Sequence[str | os.PathLike],
+    config: FeatureConfig,
+    *,
+    channel: int | None = None,
+    min_frames: int = 1,
+    progress: Progress | None = None,
+) -> FrameStore:
+    """Decode and turn audio files into log-mel frames held in one buffer.
+
+    The buffer is allocated once from the file headers, so training on thousands of clips
+    holds each frame once.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    config : FeatureConfig
+    channel : int or None
+        Channel to read (None: mean of all channels).
+    min_frames : int
+        Fewest frames a clip must give (the model's context); a shorter clip is an error
+        naming the file.
+
+    Returns
+    -------
+    FrameStore
+        ``len(paths)`` clips of shape ``(n_mels, n_time_i)``.
+    """
+    from earshot.features.extract import file_log_mel
+
+    paths = [Path(p) for p in paths]
+    lengths = [_n_time(_expected_samples(p, config.sr), config) for p in paths]
+    store = FrameStore.allocate(lengths, config.n_mels)
+    for i, path in enumerate(paths):
+        logmel = file_log_mel(path, config, channel=channel, min_frames=min_frames)
+        if logmel.shape[1] != lengths[i]:
+            raise EarshotError(f"{path}: decoded length differs from its header ({logmel.shape[1]} vs {lengths[i]} frames)")
+        store.frames[store.offsets[i] : store.offsets[i + 1]] = logmel.T
+        if progress is not None:
+            progress("features", i + 1, len(paths))
+    return store
+
+
+def _file_list_hash(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(str(p) for p in paths):
+        h.update(p.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` wrote."""
+
+    path: Path
+    group_by: str
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _training_groups(records: list[Record], group_by: str) -> tuple[dict[str, list[Record]], dict[str, str]]:
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        groups.setdefault(group_name(r, group_by), [])
+        if r.split == "train" and r.label in (0, None):
+            groups[group_name(r, group_by)].append(r)
+    skipped = {g: "no normal clips to train on" for g, rs in groups.items() if not rs}
+    return {g: rs for g, rs in groups.items() if rs}, skipped
+
+
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str = "dense-ae",
+    model_params: dict[str, Any] | None = None,
+    features: FeatureConfig | None = None,
+    channel: int | None = None,
+    group_by: str = "id",
+    split_file: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train one detector per group of ``data`` and write a model set (or one bundle).
+
+    Each group is trained on its normal training clips only (explicit split, split file, or
+    the default split); its threshold is fitted on normal scores only. The output directory
+    appears only when every group is written.
+
+    Parameters
+    ----------
+    data : path-like
+        A data folder (any layout of :mod:`earshot.datasets`) or a manifest CSV.
+    out : path-like
+        The model directory to write.
+    model : str
+        Detector kind (``dense-ae``).
+    model_params : dict, optional
+        Detector keyword parameters (``epochs``, ``threshold``, ...); ``random_state`` defaults
+        to ``seed``.
+    group_by : {"id", "machine", "none"}
+    seed : int
+        Seeds the default split and the detector.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from earshot.bundle import group_dirname, write_index
+    from earshot.bundle.save import write_bundle
+    from earshot.detection import detector_class
+
+    if group_by not in GROUP_BYS:
+        raise ParameterError(f"group_by: expected one of {', '.join(GROUP_BYS)}, got {group_by!r}")
+    features = features or FeatureConfig()
+    params = {"random_state": seed, **(model_params or {})}
+    cls = detector_class(model)
+    detector_probe = cls(**params)  # validates parameter names early
+    min_frames = int(detector_probe.get_params().get("n_frames", 1))
+
+    data = Path(data)
+    records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
+    groups, skipped = _training_groups(records, group_by)
+    if not groups:
+        raise DatasetError(f"{data}: no normal clips to train on (found {len(records)} clips, none normal in a training split)")
+    for g, why in skipped.items():
+        log.warning("group %s skipped: %s", g, why)
+
+    result = TrainResult(path=Path(out), group_by=group_by, skipped=skipped)
+    single = len(groups) == 1
+    with atomic_dir(out) as tmp:
+        dirs: dict[str, str] = {}
+        for n, (group, recs) in enumerate(sorted(groups.items()), start=1):
+            started = time.perf_counter()
+            paths = [r.path for r in recs]
+            stage = f"{group} ({n}/{len(groups)})"
+
+            def feat_progress(_s, done, total, stage=stage):
+                if progress:
+                    progress(f"{stage} features", done, total)
+
+            store = extract_store(paths, features, channel=channel, min_frames=min_frames, progress=feat_progress)
+            detector = cls(**params)
+
+            def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
+                if progress:
+                    progress(f"{stage} training", epoch, epochs)
+
+            detector.fit(store, progress=fit_progress)
+            calib = np.asarray(detector.calibration_scores_)
+            training = {
+                "group": group,
+                "group_by": group_by,
+                "data_root": str(data.resolve()),
+                "n_clips": len(paths),
+                "n_frames_total": int(len(store.frames)),
+                "files": sorted(str(p.resolve()) for p in paths),
+                "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
+                "seed": seed,
+                "fit_seconds": round(time.perf_counter() - started, 3),
+            }
+            validation = {
+                "kind": "held-out normal clips" if detector.threshold_source_ == "validation" else "training clips (in-sample)",
+                "n_normal": int(calib.size),
+                "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
+            }
+            sub = tmp if single else tmp / group_dirname(group)
+            sub.mkdir(exist_ok=True)
+            write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation)
+            dirs[group] = sub.name
+            result.groups[group] = {
+                "n_clips": len(paths),
+                "threshold": detector.threshold_,
+                "threshold_method": str(detector.threshold),
+                "threshold_source": detector.threshold_source_,
+                "false_alarm_rate": validation["false_alarm_rate"],
+                "fit_seconds": training["fit_seconds"],
+            }
+            del store
+        if not single:
+            write_index(tmp, dirs, group_by=group_by, extra={"skipped": skipped})
+    return result
+
+
+# ---------------------------------------------------------------------- scoring
+def score_files(model, paths: Sequence[str | os.PathLike], *, group: str | None = None,
+                progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Score audio files with a model set; one row per file, in the order given.
+
+    Returns
+    -------
+    list of dict
+        ``path, group, score, threshold, is_anomalous``.
+    """
+    routed: dict[str, list[int]] = {}
+    bundles = {}
+    for i, p in enumerate(paths):
+        name, bundle = model.bundle_for(p, group)
+        routed.setdefault(name, []).append(i)
+        bundles[name] = bundle
+    rows: list[dict[str, Any] | None] = [None] * len(paths)
+    done = 0
+    for name, idx in routed.items():
+        bundle = bundles[name]
+        clips = []
+        for i in idx:
+            clips.append(bundle.extract(paths[i]))
+            done += 1
+            if progress:
+                progress("scoring", done, len(paths))
+        scores = bundle.score_samples(clips)
+        for i, s in zip(idx, scores):
+            rows[i] = {
+                "path": str(paths[i]),
+                "group": name,
+                "score": float(s),
+                "threshold": bundle.threshold_,
+                "is_anomalous": bool(s > bundle.threshold_),
+            }
+    return rows  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------- evaluation
+def evaluation_records(model, records: list[Record]) -> tuple[dict[str, list[Record]], dict[str, int]]:
+    """Labelled clips per model group, leaving out every clip the model trained on.
+
+    A clip is left out when its split is ``train`` or when its path is in the bundle's
+    training file list (so evaluating on the training folder itself is honest).
+    """
+    trained = {name: set(b.manifest.get("training", {}).get("files", [])) for name, b in model.bundles.items()}
+    out: dict[str, list[Record]] = {}
+    dropped = {"unlabelled": 0, "train split": 0, "used in training": 0, "no model for group": 0}
+    single = len(model.bundles) == 1
+    for r in records:
+        if r.label is None:
+            dropped["unlabelled"] += 1
+            continue
+        if r.split == "train":
+            dropped["train split"] += 1
+            continue
+        name = next(iter(model.bundles)) if single else group_name(r, model.group_by)
+        if name not in model.bundles:
+            dropped["no model for group"] += 1
+            continue
+        if str(r.path.resolve()) in trained[name]:
+            dropped["used in training"] += 1
+            continue
+        out.setdefault(name, []).append(r)
+    return out, dropped
+
+
+def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | None = None,
+             max_fpr: float = 0.1, progress: Progress | None = None) -> dict[str, Any]:
+    """Score the labelled, unseen clips of ``data`` and compute anomaly-class metrics per group.
+
+    Returns
+    -------
+    dict
+        ``{"groups": {name: {auc, pauc, precision, recall, f1, accuracy, tp, fp, tn, fn,
+        n_normal, n_anomaly, threshold, threshold_method, threshold_source}}, "mean": {...},
+        "hmean": {...}, "definitions": {...}, "excluded": {...}}``
+    """
+    from earshot.evaluation.metrics import evaluate_scores, summarize
+
+    records = discover(Path(data), split_file=split_file)
+    per_group, dropped = evaluation_records(model, records)
+    if not per_group:
+        raise DatasetError(
+            f"{data}: no labelled clips to evaluate that the model did not train on "
+            f"(excluded: {', '.join(f'{k} {v}' for k, v in dropped.items() if v) or 'none found'})"
+        )
+    total = sum(len(v) for v in per_group.values())
+    done = 0
+    groups: dict[str, dict[str, Any]] = {}
+    for name, recs in sorted(per_group.items()):
+        bundle = model.bundles[name]
+        clips = []
+        for r in recs:
+            clips.append(bundle.extract(r.path))
+            done += 1
+            if progress:
+                progress("evaluating", done, total)
+        scores = bundle.score_samples(clips)
+        y = np.array([r.label for r in recs])
+        metrics = evaluate_scores(y, scores, bundle.threshold_, max_fpr=max_fpr)
+        metrics.update(
+            threshold_method=bundle.manifest["threshold"].get("method"),
+            threshold_source=bundle.manifest["threshold"].get("source"),
+        )
+        metrics["clips"] = [
+            {"path": str(r.path), "label": int(r.label), "score": float(s), "domain": r.domain}
+            for r, s in zip(recs, scores)
+        ]
+        groups[name] = metrics
+    report = summarize({k: {m: v for m, v in g.items()} for k, g in groups.items()})
+    report["excluded"] = dropped
+    report["definitions"] = {
+        "positive_class": "anomaly (label 1); precision, recall and F1 are for the anomaly class",
+        "auc": "ROC AUC (scikit-learn roc_auc_score)",
+        "pauc": f"standardised partial AUC, scikit-learn roc_auc_score(max_fpr={max_fpr}) (McClish correction)",
+        "threshold": "fitted on normal training clips only and stored in the model; a clip is anomalous when score > threshold",
+        "hmean": "harmonic mean over groups, as DCASE reports",
+    }
+    return report
