@@ -12,6 +12,17 @@ from pathlib import Path
 __all__ = ["atomic_dir", "atomic_file"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(path: Path, mode: int) -> None:
+    """Give a mkstemp/mkdtemp result (0600/0700) the mode a plain open/mkdir would give."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary directory that becomes ``target`` only if the block succeeds.
@@ -22,6 +33,7 @@ def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[P
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    _as_created(tmp, 0o777)
     try:
         yield tmp
         if target.exists():
@@ -45,6 +57,7 @@ def atomic_file(target: str | os.PathLike, mode: str = "w", **kwargs) -> Iterato
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     os.close(fd)
+    _as_created(Path(name), 0o666)
     try:
         with open(name, mode, **kwargs) as fh:
             yield fh
