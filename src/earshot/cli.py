@@ -184,6 +184,8 @@ def evaluate(
     data: Annotated[Path, typer.Argument(help="Labelled data (any layout); clips the model trained on are left out.")],
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label].")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option(
+        "--report", help="Write a self-contained report.html (pictures inside) and report.json into this folder.")] = None,
 ) -> None:
     """Anomaly-class precision, recall, F1, confusion counts, ROC AUC and pAUC per group."""
     from earshot._fs import atomic_file
@@ -191,6 +193,10 @@ def evaluate(
     from earshot.evaluation.metrics import to_jsonable
     from earshot.pipeline import evaluate as run_evaluate
 
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        from earshot.errors import ParameterError
+
+        raise ParameterError(f"--report {report_dir}: expected a folder, got a file")
     model = load_model(model_dir)
     with _progress() as progress:
         report = run_evaluate(model, data, split_file=split_file, progress=progress)
@@ -202,6 +208,11 @@ def evaluate(
         with atomic_file(json_out) as fh:
             json.dump(to_jsonable(report), fh, indent=2)
         out.print(f"report: {json_out}")
+    if report_dir is not None:
+        from earshot.report import write_report
+
+        page = write_report(report, model, report_dir, data=data)
+        out.print(f"report: {page} (and {page.with_name('report.json')})")
 
 
 # ---------------------------------------------------------------------- info
@@ -237,6 +248,12 @@ def info(
                       str(m["training"].get("n_clips")), _fmt(m["validation"].get("false_alarm_rate"), 2),
                       str(m["fitted"].get("history", {}).get("best_epoch")))
     out.print(table)
+
+
+# ---------------------------------------------------------------------- more verbs
+from earshot.commands import register_all  # noqa: E402
+
+register_all(app, out, err)
 
 
 # ---------------------------------------------------------------------- entry point
