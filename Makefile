@@ -12,7 +12,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # One install for both commands: torch is pinned to 2.13.0 (the CPU wheel).
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml apt-packages.txt | $(BIN)/python
+	scripts/install-system-packages.sh apt-packages.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@

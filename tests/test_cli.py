@@ -212,3 +212,15 @@ def test_bad_model_directory(model, tmp_path, capsys, what, mimii):
 def test_usage_error_exit_2(capsys):
     code, _, err = run(["train"], capsys)
     assert code == 2 and "Missing" in err
+
+
+def test_extra_detector_parameters(mimii, tmp_path, capsys):
+    out = tmp_path / "m"
+    code, _, err = run(["train", mimii, "--out", out, *QUICK, "-p", "hidden=16", "-p", "bottleneck=4",
+                        "--group-by", "machine"], capsys)
+    assert code == 0, err
+    params = json.loads((out / "manifest.json").read_text())["model"]["params"]
+    assert params["hidden"] == 16 and params["bottleneck"] == 4
+    code, _, err = run(["train", mimii, "--out", tmp_path / "m2", "-p", "width=3"], capsys)
+    _one_line_error(code, err, "width")
+    assert not (tmp_path / "m2").exists()

@@ -94,6 +94,22 @@ def _fmt(value, digits: int = 3) -> str:
 
 
 # ---------------------------------------------------------------------- train
+def _parse_params(items: list[str]) -> dict:
+    """``["hidden=64", "lr=1e-3", "flag=true"]`` -> typed dict (JSON literals, else strings)."""
+    from earshot.errors import ParameterError
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--param: expected KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Argument(help="Data folder (MIMII, DCASE, normal/abnormal folders), a manifest CSV, or a wav.")],
@@ -112,6 +128,7 @@ def train(
     aggregate: Annotated[str, typer.Option(help="Window errors to clip score: mean | max | quantile:q")] = "mean",
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label] overriding the split.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (split, initial weights, shuffling).")] = 0,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Extra detector parameter KEY=VALUE (repeatable), e.g. -p hidden=64.")] = None,
 ) -> None:
     """Train one detector per machine/id on normal clips; calibrate its threshold on normal clips only."""
     from earshot.features.config import FeatureConfig
@@ -119,7 +136,7 @@ def train(
 
     features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, n_frames=n_frames)
     params = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "aggregate": aggregate,
-              "n_frames": n_frames}
+              "n_frames": n_frames, **_parse_params(param or [])}
     with _progress() as progress:
         result = run_train(data, out_dir, model=model, model_params=params, features=features, channel=channel,
                            group_by=group_by, split_file=split_file, seed=seed, progress=progress)

@@ -118,14 +118,26 @@ class TrainResult:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def _training_groups(records: list[Record], group_by: str) -> tuple[dict[str, list[Record]], dict[str, str]]:
+def _training_groups(records: list[Record], group_by: str, *, uses_labels: bool = False
+                     ) -> tuple[dict[str, list[Record]], dict[str, str]]:
+    """Training clips per group: normal (and unlabelled) clips of the train split; with
+    ``uses_labels``, the labelled normal and abnormal clips of the train split."""
     groups: dict[str, list[Record]] = {}
     for r in records:
-        groups.setdefault(group_name(r, group_by), [])
-        if r.split == "train" and r.label in (0, None):
-            groups[group_name(r, group_by)].append(r)
-    skipped = {g: "no normal clips to train on" for g, rs in groups.items() if not rs}
+        members = groups.setdefault(group_name(r, group_by), [])
+        if r.split != "train":
+            continue
+        if (uses_labels and r.label in (0, 1)) or (not uses_labels and r.label in (0, None)):
+            members.append(r)
+    why = "no labelled clips to train on" if uses_labels else "no normal clips to train on"
+    skipped = {g: why for g, rs in groups.items() if not rs}
     return {g: rs for g, rs in groups.items() if rs}, skipped
+
+
+def record_metadata(record: Record) -> dict[str, Any]:
+    """What is known about a clip, for detectors that learn from it (JSON-safe)."""
+    return {"machine": record.machine, "id": record.id, "domain": record.domain,
+            "label": record.label, "attributes": dict(record.attributes)}
 
 
 def train(
@@ -175,14 +187,21 @@ def train(
     features = features or FeatureConfig()
     params = {"random_state": seed, **(model_params or {})}
     cls = detector_class(model)
-    detector_probe = cls(**params)  # validates parameter names early
+    import inspect
+
+    accepted = [n for n in inspect.signature(cls).parameters]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ParameterError(f"--param: {model} has no parameter {', '.join(unknown)} (accepted: {', '.join(accepted)})")
+    detector_probe = cls(**params)
     min_frames = int(detector_probe.get_params().get("n_frames", 1))
 
     data = Path(data)
     records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
-    groups, skipped = _training_groups(records, group_by)
+    groups, skipped = _training_groups(records, group_by, uses_labels=cls.uses_labels)
     if not groups:
-        raise DatasetError(f"{data}: no normal clips to train on (found {len(records)} clips, none normal in a training split)")
+        what = "labelled clips" if cls.uses_labels else "normal clips"
+        raise DatasetError(f"{data}: no {what} to train on (found {len(records)} clips, none in a training split)")
     for g, why in skipped.items():
         log.warning("group %s skipped: %s", g, why)
 
@@ -206,7 +225,8 @@ def train(
                 if progress:
                     progress(f"{stage} training", epoch, epochs)
 
-            detector.fit(store, progress=fit_progress)
+            y = np.array([r.label for r in recs]) if cls.uses_labels else None
+            detector.fit(store, y, metadata=[record_metadata(r) for r in recs], progress=fit_progress)
             calib = np.asarray(detector.calibration_scores_)
             training = {
                 "group": group,

@@ -174,14 +174,15 @@ class AutoencoderDetector(Detector):
         )
         return FrameErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), self.n_frames)
 
-    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, progress: ProgressFn | None = None) -> "AutoencoderDetector":
+    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, metadata: Sequence[dict] | None = None,
+            progress: ProgressFn | None = None) -> "AutoencoderDetector":
         """Train on normal clips and fit the threshold on normal scores.
 
         Parameters
         ----------
         X : sequence of np.ndarray or FrameStore
             Normal clips, each ``(n_mels, n_time)`` log-mel in dB, ``n_time >= n_frames``.
-        y : ignored
+        y, metadata : ignored
             Present for API consistency; the autoencoder learns from normal clips only.
         progress : callable, optional
             Called after each epoch as ``progress(epoch, epochs, loss, val_loss)``.

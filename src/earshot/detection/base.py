@@ -10,6 +10,8 @@ Conventions (pinned by ``tests/test_detector_contract.py``):
   clips, fits the threshold on normal scores and returns ``self``; learned state ends in ``_``
   (``threshold_``, ``train_scores_``, ``history_``); scoring before ``fit`` raises
   :class:`~earshot.errors.NotFittedError`.
+- Unsupervised detectors (``uses_labels = False``) are fitted on normal clips only;
+  supervised ones receive labelled normal and abnormal clips and ``y``.
 - ``X`` is a sequence of clips, each a log-mel spectrogram of shape ``(n_mels, n_time)``
   (see :func:`earshot.features.log_mel`).
 """
@@ -66,9 +68,27 @@ class Detector:
     """
 
     kind: ClassVar[str] = "detector"
+    #: True for supervised detectors: ``fit`` then receives normal AND abnormal training clips
+    #: with their labels ``y``; unsupervised detectors receive normal clips only.
+    uses_labels: ClassVar[bool] = False
     threshold_: float
 
-    def fit(self, X: Sequence[np.ndarray], y: Any = None) -> "Detector":  # pragma: no cover - abstract
+    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, metadata: Sequence[dict] | None = None,
+            progress: Any = None) -> "Detector":  # pragma: no cover - abstract
+        """Train and fit the threshold.
+
+        Parameters
+        ----------
+        X : sequence of np.ndarray
+            Clips ``(n_mels, n_time)``.
+        y : array-like of shape (n_clips,), optional
+            Labels (1 anomaly, 0 normal); given only to detectors with ``uses_labels``.
+        metadata : sequence of dict, optional
+            One dict per clip (``machine``, ``id``, ``domain``, ``attributes``...) for detectors
+            that learn from what is known about each clip; others ignore it.
+        progress : callable, optional
+            ``progress(epoch, epochs, loss, val_loss)``.
+        """
         raise NotImplementedError
 
     def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
