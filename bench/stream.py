@@ -1,0 +1,179 @@
+"""Streaming speed, latency and event quality of `earshot listen` / `earshot detect`.
+
+    python bench/stream.py [--minutes 10] [--realtime-s 20] [--quality]
+
+On one core (this process is pinned to one CPU, onnxruntime runs one intra-op thread, log-mel
+one worker), for a dense-AE and an LSTM-AE bundle trained here on synthetic long recordings:
+
+- streaming speed: audio seconds scored per wall second (x real time), feeding the scorer in
+  sound-card blocks of 1024 samples (listen) and in 10 s blocks (detect);
+- latency from a sample's arrival to its verdict, in a real-time run (a file delivered at the
+  pace of the audio in blocks of 512 samples, as a sound card would): for every window k, the
+  wall time its verdict is out minus the arrival time of the first sample that no earlier
+  verdict covered (sample ``end_{k-1}``); the bound to meet is one hop + 100 ms;
+- with --quality: events on synthetic long recordings of five machine types (fault from 60 s
+  to 90 s) and false events per hour on 10 minutes of normal sound per machine, with the
+  default event settings and with --sensitivity 0.5.
+No assertions: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+MACHINES = ("fan", "pump", "valve", "slider", "bearing")
+
+
+def _pin_one_core() -> str:
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        return f"pinned to CPU {cpu}"
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return "not pinned (no sched_setaffinity)"
+
+
+def _normal_recordings(folder: Path, machine: str, n: int, seconds: float, seed: int = 0) -> None:
+    from earshot.synth import render_clip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        y = render_clip(machine, machine_id=0, duration_s=seconds, sr=SR, snr_db=6.0,
+                        rng=np.random.default_rng(1000 + i), seed=seed)
+        sf.write(folder / f"normal_{i}.wav", y, SR, subtype="PCM_16")
+
+
+def _train(folder: Path, out: Path, kind: str, n_mels: int = 64) -> Path:
+    import torch
+
+    from earshot.features import FeatureConfig
+    from earshot.pipeline import train
+
+    torch.set_num_threads(1)
+    params = {"epochs": 15}
+    train(folder, out, model=kind, model_params=params, group_by="none",
+          features=FeatureConfig(n_mels=n_mels, n_frames=5 if kind == "dense-ae" else 16))
+    return out
+
+
+def _bundle(path: Path):
+    from earshot.bundle import load_model
+
+    return next(iter(load_model(path).bundles.values()))
+
+
+def bench_speed(bundle, recording: Path, label: str) -> None:
+    from earshot.stream import StreamScorer
+    from earshot.timeline import WindowGeometry
+
+    y, _ = sf.read(recording, dtype="float32")
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
+    for block, what in ((1024, "listen, 1024-sample blocks"), (10 * SR, "detect, 10 s blocks")):
+        best = np.inf
+        for _ in range(3):
+            scorer = StreamScorer(bundle, geo, threads=1)
+            t = time.perf_counter()
+            n = 0
+            for i in range(0, y.size, block):
+                n += len(scorer.push(y[i : i + block]))
+            n += len(scorer.finish())
+            best = min(best, time.perf_counter() - t)
+        per_block = best / -(-y.size // block) * 1e3
+        print(f"{label:8s} {what:28s}: {y.size / SR / best:7.0f} x real time  ({n} windows of "
+              f"{y.size / SR:.0f} s in {best:.2f} s; {per_block:.2f} ms per block)")
+
+
+def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: float = 0.1) -> None:
+    from earshot.stream import FileSource, StreamScorer, monitor
+    from earshot.timeline import EventSettings, WindowGeometry
+
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=hop_s)
+    tracker, _ = EventSettings().tracker(bundle, geo)
+    source = FileSource(recording, sr=SR, blocksize=512, realtime=True)
+    out: list[tuple[int, float]] = []
+    monitor(source, StreamScorer(bundle, geo, threads=1), tracker,
+            on_window=lambda w, t: out.append((w.index, time.perf_counter())), max_seconds=seconds)
+    lat = []
+    for k, emitted in out[1:]:  # after the first window (which waits for a whole window)
+        first_new = (k - 1) * geo.hop_samples + geo.window_samples  # sample end_{k-1}
+        lat.append(emitted - (source.t0 + (first_new + 1) / SR))
+    lat = np.array(lat) * 1e3
+    print(f"{label:8s} latency, sample arrival -> verdict (hop {hop_s * 1e3:.0f} ms, blocks of 32 ms, "
+          f"{len(lat)} windows): median {np.median(lat):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms, "
+          f"max {lat.max():.0f} ms; bound hop + 100 ms = {hop_s * 1e3 + 100:.0f} ms")
+
+
+def bench_quality(tmp: Path) -> None:
+    from earshot.stream import detect_file
+    from earshot.synth import render_clip, synthesize_long
+    from earshot.timeline import EventSettings
+
+    print("\nevents (fault 60-90 s; trained on 6 x 32 s of other normal recordings of the same machine; "
+          "1 s windows, 0.1 s hop)")
+    print(f"{'machine':8s} {'model':8s} {'setting':16s} {'events in fault':>15s} {'start err':>9s} {'end err':>8s} "
+          f"{'false (120 s)':>13s} {'false/h normal':>14s}")
+    totals: dict[tuple[str, str], list[int]] = {}
+    for machine in MACHINES:
+        d = tmp / machine
+        synthesize_long(d / "long.wav", machine=machine, duration_s=120.0, fault_start_s=60.0, fault_end_s=90.0)
+        y = render_clip(machine, machine_id=0, duration_s=600.0, sr=SR, snr_db=6.0, rng=np.random.default_rng(99),
+                        seed=0)
+        sf.write(d / "normal.wav", y, SR, subtype="PCM_16")
+        _normal_recordings(d / "train", machine, 6, 32.0)
+        for kind in ("dense-ae", "lstm-ae"):
+            bundle = _bundle(_train(d / "train", d / kind, kind))
+            for name, settings in (("default", EventSettings()), ("sensitivity 0.5", EventSettings(sensitivity=0.5))):
+                r = detect_file(bundle, d / "long.wav", events=settings, spectrogram=False, threads=1)
+                n = detect_file(bundle, d / "normal.wav", events=settings, spectrogram=False, threads=1)
+                inside = [e for e in r.events if e.end_s > 60 and e.start_s < 90]
+                outside = len(r.events) - len(inside)
+                s_err = f"{inside[0].start_s - 60:+.2f}" if inside else "-"
+                e_err = f"{inside[-1].end_s - 90:+.2f}" if inside else "-"
+                print(f"{machine:8s} {kind:8s} {name:16s} {len(inside):15d} {s_err:>9s} {e_err:>8s} {outside:13d} "
+                      f"{len(n.events) * 6:14d}")
+                t = totals.setdefault((kind, name), [0, 0, 0])
+                t[0] += int(len(inside) == 1 and abs(inside[0].start_s - 60) <= 1 and abs(inside[-1].end_s - 90) <= 1)
+                t[1] += outside
+                t[2] += len(n.events)
+    for (kind, name), (ok, outside, normal) in totals.items():
+        hours = len(MACHINES) * (600 + 60) / 3600
+        print(f"{kind:8s} {name:16s}: fault found as one event within 1 s on {ok}/{len(MACHINES)} machines; "
+              f"{(outside + normal) / hours:.1f} false events per hour of normal sound")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the recording for the speed runs")
+    parser.add_argument("--realtime-s", type=float, default=20.0, help="seconds of the real-time latency run")
+    parser.add_argument("--quality", action="store_true", help="also the event-quality study (a few minutes)")
+    args = parser.parse_args()
+    print(f"earshot streaming bench: {_pin_one_core()}; onnxruntime 1 intra-op thread")
+    from earshot.synth import synthesize_long
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _normal_recordings(tmp / "train", "fan", 6, 32.0)
+        seconds = args.minutes * 60
+        synthesize_long(tmp / "long.wav", machine="fan", duration_s=seconds, fault_start_s=seconds / 2,
+                        fault_end_s=seconds / 2 + 30)
+        for kind in ("dense-ae", "lstm-ae"):
+            t = time.perf_counter()
+            bundle = _bundle(_train(tmp / "train", tmp / kind, kind))
+            print(f"{kind:8s} trained in {time.perf_counter() - t:.1f} s (64 mels, {bundle.min_frames} frames per model window)")
+            bench_speed(bundle, tmp / "long.wav", kind)
+            bench_latency(bundle, tmp / "long.wav", args.realtime_s, kind)
+        if args.quality:
+            bench_quality(tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
