@@ -1,0 +1,62 @@
+"""``earshot serve``: the monitoring service (REST API, web page, store, alerts, labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def register(app: typer.Typer, out, err) -> None:
+    @app.command()
+    def serve(
+        host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for every interface).")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        models: Annotated[Optional[Path], typer.Option(
+            help="Model directory written by `earshot train` (a model set or one bundle).",
+            envvar="EARSHOT_MODELS")] = None,
+        db: Annotated[Optional[str], typer.Option(
+            help="Database URL (default: SQLite in WAL mode under --data; e.g. postgresql+psycopg://user:pw@host/db).",
+            envvar="EARSHOT_DB")] = None,
+        data: Annotated[Path, typer.Option(
+            help="Folder for snippet audio, machine-trained models and the default SQLite database.",
+            envvar="EARSHOT_DATA")] = Path("earshot-data"),
+        api_key: Annotated[Optional[str], typer.Option(
+            help="Require this key (header X-API-Key) on every write endpoint.", envvar="EARSHOT_API_KEY")] = None,
+        max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MB).")] = 20.0,
+        alert_open_after: Annotated[int, typer.Option(help="Consecutive anomalous snippets that open an alert.")] = 2,
+        alert_close_after: Annotated[int, typer.Option(help="Consecutive normal snippets that close an alert.")] = 2,
+        default_model: Annotated[Optional[str], typer.Option(
+            help="Model that scores machines with no model of their own (default: the only model, if just one).")] = None,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Serve the REST API (OpenAPI at /docs), the web page and the monitoring store."""
+        import logging
+
+        from earshot.errors import ParameterError
+
+        try:
+            from earshot.service.app import create_app, preflight
+            from earshot.service.settings import Settings
+        except ImportError as exc:  # the serve extra is missing
+            raise ParameterError(
+                f"earshot serve needs the 'serve' extra ({exc.name} is missing): pip install 'earshot[serve]'"
+            ) from None
+        import uvicorn
+
+        settings = Settings(
+            host=host, port=port, models_dir=models, db_url=db, data_dir=data, api_key=api_key or None,
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024), alert_open_after=alert_open_after,
+            alert_close_after=alert_close_after, default_model=default_model,
+        )
+        log = logging.getLogger("earshot")
+        if host not in LOCAL_HOSTS and not settings.api_key:
+            log.warning("serving on %s without an API key: anyone who can reach port %d can post snippets, "
+                        "labels and training jobs (pass --api-key or set EARSHOT_API_KEY)", host, port)
+        preflight(settings)
+        application = create_app(settings)
+        err.print(f"earshot serve: http://{host}:{port}/  (API docs at /docs; data in {settings.data_dir})")
+        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=log_level == "debug")

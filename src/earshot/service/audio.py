@@ -1,0 +1,205 @@
+"""Uploads: checked as audio by decoding (never by name), scored, drawn.
+
+An upload is copied to ``<data>/tmp`` and read with soundfile: a file libsndfile cannot
+decode, an empty, truncated or all-zero one, a clip longer than ``max_duration_s`` or too
+short for the model, or one sampled below the model's rate is refused with a 4xx message.
+Audio sampled *above* the model's rate is resampled (downsampling loses nothing the model
+uses); below it, the bands the model learned are missing, so it is refused rather than
+scored wrongly.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from earshot.detection.aggregate import aggregate
+from earshot.errors import AudioError, ParameterError
+from earshot.features.config import FeatureConfig
+
+__all__ = ["ApiError", "AudioFacts", "check_audio", "score_audio", "spectrogram_png", "png_bytes", "data_url"]
+
+log = logging.getLogger(__name__)
+
+#: soundfile container formats accepted, and the extension a stored file gets.
+FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "OGG": "ogg", "AIFF": "aiff", "MP3": "mp3"}
+#: Sample rate of spectrogram pictures and of checks on machines that have no model yet.
+DISPLAY_SR = 16000
+
+
+class ApiError(Exception):
+    """An error the service answers with ``status`` and a one-line ``detail``."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """What decoding an upload told."""
+
+    format: str
+    ext: str
+    sr: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sr
+
+
+def _clean(message: str, tmp: Path, label: str) -> str:
+    return message.replace(str(tmp), label)
+
+
+def check_audio(tmp: Path, *, label: str, min_sr: int, max_duration_s: float) -> AudioFacts:
+    """Read an upload's header and refuse what cannot be scored (see the module docstring).
+
+    Raises
+    ------
+    ApiError
+        422 (not audio, empty, truncated, sample rate too low) or 413 (too long).
+    """
+    from earshot.io.audio import info
+
+    if tmp.stat().st_size == 0:
+        raise ApiError(422, f"{label}: the upload is empty (0 bytes)")
+    try:
+        meta = info(tmp)
+    except AudioError as exc:
+        raise ApiError(422, _clean(str(exc), tmp, label)) from None
+    ext = FORMATS.get(meta.format)
+    if ext is None:
+        raise ApiError(422, f"{label}: {meta.format} audio is not accepted (send wav or flac)")
+    if meta.frames == 0:
+        raise ApiError(422, f"{label}: contains zero samples")
+    if meta.duration_s > max_duration_s:
+        raise ApiError(413, f"{label}: {meta.duration_s:.1f} s of audio; at most {max_duration_s:g} s is accepted")
+    if meta.sr < min_sr:
+        raise ApiError(422, f"{label}: sampled at {meta.sr} Hz, below the model's {min_sr} Hz (the bands above "
+                            f"{meta.sr // 2} Hz it listens to are missing); record at {min_sr} Hz or more")
+    return AudioFacts(format=meta.format, ext=ext, sr=meta.sr, channels=meta.channels, frames=meta.frames)
+
+
+def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int] = None) -> np.ndarray:
+    """Decode the whole upload at ``sr`` (mono float32); refuse undecodable or silent audio."""
+    from earshot.io.audio import load, resample
+
+    try:
+        y, file_sr = load(tmp, sr=None, channel=channel)
+    except (AudioError, ParameterError) as exc:
+        raise ApiError(422, _clean(str(exc), tmp, label)) from None
+    if file_sr != sr:  # documented behaviour here: no warning per upload
+        y = resample(y, file_sr, sr)
+    if not np.any(y):
+        raise ApiError(422, f"{label}: every sample is zero (digital silence: a dead or unplugged microphone?)")
+    return y
+
+
+def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional[float] = None) -> dict[str, Any]:
+    """Score a decoded clip (at the model's rate) with a registry entry.
+
+    Returns
+    -------
+    dict
+        ``score, threshold, is_anomalous, model`` and, with ``timeline_window_s``, a
+        ``timeline`` of bins (the model's aggregate of the windows starting in each bin) and
+        its ``events`` (hysteresis: open on one anomalous bin, close after one normal bin).
+    """
+    from earshot.features.mel import log_mel
+
+    bundle = entry.bundle
+    logmel = log_mel(y, bundle.features)
+    if logmel.shape[1] < bundle.min_frames:
+        raise ApiError(422, f"{label}: too short ({len(y) / bundle.features.sr:.3f} s gives {logmel.shape[1]} frames; "
+                            f"the model needs at least {bundle.min_frames})")
+    (windows,) = bundle.window_scores([logmel])
+    score = float(aggregate(windows, bundle.aggregate))
+    out: dict[str, Any] = {"model": entry.name, "score": score, "threshold": bundle.threshold_,
+                           "is_anomalous": bool(score > bundle.threshold_)}
+    if timeline_window_s:
+        out["timeline"] = _timeline(windows, bundle, timeline_window_s)
+    return out
+
+
+def _timeline(windows: np.ndarray, bundle, window_s: float) -> dict[str, Any]:
+    from earshot.service.alerts import events
+
+    f = bundle.features
+    hop_s = f.hop_length / f.sr
+    span_s = bundle.min_frames * hop_s
+    starts = np.arange(len(windows)) * hop_s
+    n_bins = max(1, int(np.ceil((starts[-1] + 1e-9) / window_s)) if len(windows) else 1)
+    bins = np.minimum((starts / window_s).astype(int), n_bins - 1)
+    points = []
+    scores = []
+    for b in range(n_bins):
+        w = windows[bins == b]
+        if not w.size:
+            continue
+        s = float(aggregate(w, bundle.aggregate))
+        scores.append(s)
+        points.append({"start_s": round(b * window_s, 4), "end_s": round(min((b + 1) * window_s, starts[-1] + span_s), 4),
+                       "score": s, "is_anomalous": bool(s > bundle.threshold_)})
+    evs = [{"start_s": points[a]["start_s"], "end_s": points[e - 1]["end_s"], "peak_s": points[p]["start_s"],
+            "peak_score": points[p]["score"]} for a, e, p in events(scores, bundle.threshold_)]
+    return {"window_s": window_s, "threshold": bundle.threshold_, "points": points, "events": evs}
+
+
+# ---------------------------------------------------------------------- pictures
+_MAGMA = np.array([(0, 0, 4), (28, 16, 68), (79, 18, 123), (129, 37, 129), (181, 54, 122), (229, 80, 100),
+                   (251, 135, 97), (254, 194, 135), (252, 253, 191)], dtype=np.float64)
+_LUT = np.stack([np.interp(np.linspace(0, len(_MAGMA) - 1, 256), np.arange(len(_MAGMA)), _MAGMA[:, c])
+                 for c in range(3)], axis=1).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an RGB image ``(height, width, 3)`` uint8 as PNG (zlib only)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w, _ = rgb.shape
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1).tobytes()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: int = 256, top_db: float = 80.0,
+                    max_width: int = 1200) -> bytes:
+    """A log-mel spectrogram picture (low frequencies at the bottom, magma colours) as PNG.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+    sr : int
+    top_db : float
+        Dynamic range shown below the loudest bin.
+    max_width : int
+        Longer clips are averaged down to this many columns.
+    """
+    from earshot.features.mel import log_mel
+
+    S = log_mel(y, FeatureConfig(sr=sr, n_fft=1024, hop_length=hop_length, n_mels=n_mels))
+    if S.shape[1] > max_width:
+        step = int(np.ceil(S.shape[1] / max_width))
+        n = S.shape[1] // step * step
+        S = S[:, :n].reshape(n_mels, -1, step).mean(axis=2)
+    level = np.clip((S - S.max() + top_db) / top_db, 0.0, 1.0)
+    idx = (level[::-1] * 255).astype(np.uint8)
+    return png_bytes(_LUT[idx])
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()

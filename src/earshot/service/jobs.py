@@ -1,0 +1,179 @@
+"""Background jobs: train a machine's model from its stored normal snippets, then hot-swap it.
+
+Jobs run one at a time in a worker thread (training uses every core; two at once would only
+slow both). Their state and progress live in the ``jobs`` table, so ``GET /jobs/{id}`` works
+from any worker process and after a restart (a job cut off by a restart is marked failed).
+The model is written with :func:`earshot.pipeline.train` (atomic: the old model stays until
+the new one is complete) into ``<data>/models/<machine>/`` and replaces the machine's model in
+the registry without a restart.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+from sqlalchemy import func, or_, select, update
+
+from earshot.errors import EarshotError
+from earshot.service.registry import ModelEntry, ModelRegistry
+from earshot.service.store import Job, Machine, Snippet, Store, iso, utcnow
+
+__all__ = ["JobRunner", "job_dict", "training_snippets", "count_training_snippets"]
+
+log = logging.getLogger(__name__)
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id, "kind": job.kind, "machine": job.machine, "state": job.state,
+        "progress": round(job.progress, 4), "stage": job.stage, "message": job.message, "params": job.params,
+        "result": job.result, "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def _normal(machine: Machine, include_unlabelled: bool):
+    cond = Snippet.label == 0
+    if include_unlabelled:
+        cond = or_(cond, (Snippet.label.is_(None) & or_(Snippet.is_anomalous.is_(None), Snippet.is_anomalous.is_(False))))
+    return (Snippet.machine_id == machine.id) & cond
+
+
+def training_snippets(session, machine: Machine, *, include_unlabelled: bool) -> list[Snippet]:
+    """A machine's snippets taken as normal: labelled normal, plus (``include_unlabelled``)
+    unlabelled ones its model did not flag (or that were stored unscored). Never ones labelled
+    anomaly."""
+    return list(session.scalars(select(Snippet).where(_normal(machine, include_unlabelled)).order_by(Snippet.id)))
+
+
+def count_training_snippets(session, machine: Machine, *, include_unlabelled: bool) -> int:
+    """``len(training_snippets(...))`` without loading the rows."""
+    return int(session.scalar(select(func.count()).select_from(Snippet).where(_normal(machine, include_unlabelled))))
+
+
+class JobRunner:
+    """Queue and run training jobs in one worker thread."""
+
+    def __init__(self, store: Store, registry: ModelRegistry, *, trained_dir: Path):
+        self.store = store
+        self.registry = registry
+        self.trained_dir = Path(trained_dir)
+        self._queue: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        with self.store.write() as s:  # jobs cut off by a restart will never finish
+            s.execute(update(Job).where(Job.state.in_(("queued", "running")))
+                      .values(state="failed", message="the server restarted before the job finished", finished_at=utcnow()))
+        self._thread = threading.Thread(target=self._run, name="earshot-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        # A training run is not interrupted; the daemon thread ends with the process.
+
+    def submit(self, machine: str, params: dict[str, Any]) -> Job:
+        job = Job(id=str(uuid.uuid4()), kind="train", machine=machine, state="queued", progress=0.0, stage="queued",
+                  params=params, created_at=utcnow())
+        with self.store.write() as s:
+            s.add(job)
+        self._queue.put(job.id)
+        return job
+
+    def _update(self, job_id: str, **values) -> None:
+        with self.store.write() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(**values))
+
+    def _run(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            with self.store.read() as s:
+                job = s.get(Job, job_id)
+            if job is None:
+                continue
+            self._update(job_id, state="running", started_at=utcnow(), stage="collecting snippets")
+            try:
+                result = self._train(job)
+            except EarshotError as exc:
+                self._update(job_id, state="failed", message=str(exc), finished_at=utcnow())
+            except Exception as exc:  # a job must end in a state, whatever went wrong
+                log.exception("job %s failed", job_id)
+                self._update(job_id, state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+            else:
+                self._update(job_id, state="succeeded", progress=1.0, stage="done", result=result,
+                             message=f"model {result['model']} trained on {result['n_snippets']} snippets",
+                             finished_at=utcnow())
+
+    def _train(self, job: Job) -> dict[str, Any]:
+        import torch
+
+        from earshot.features.config import FeatureConfig
+        from earshot.pipeline import train
+
+        # leave cores to the requests being scored while the model trains
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
+        params = dict(job.params)
+        with self.store.read() as s:
+            machine = s.scalars(select(Machine).where(Machine.name == job.machine)).first()
+            if machine is None:
+                raise EarshotError(f"machine {job.machine!r} has no snippets")
+            snippets = training_snippets(s, machine, include_unlabelled=params["include_unlabelled"])
+            current = self.registry.for_machine(machine.name, machine.model)
+        if len(snippets) < params["min_snippets"]:
+            raise EarshotError(f"machine {job.machine!r} has {len(snippets)} normal snippets; "
+                               f"at least {params['min_snippets']} are needed to train")
+        features = current.bundle.features if current is not None else FeatureConfig(n_mels=params.get("n_mels") or 128)
+        if params.get("n_mels"):
+            features = FeatureConfig.from_dict({**features.to_dict(), "n_mels": int(params["n_mels"])})
+        stages = {"features": (0.05, 0.25), "training": (0.25, 0.95)}
+        last = [0.0]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            key = "training" if stage.endswith("training") else "features"
+            lo, hi = stages[key]
+            now = time.monotonic()
+            if now - last[0] < 0.2 and done < total:
+                return
+            last[0] = now
+            self._update(job.id, progress=lo + (hi - lo) * done / max(total, 1),
+                         stage=f"{key} {done}/{total}")
+
+        work = Path(tempfile.mkdtemp(prefix=".train-", dir=self.trained_dir))
+        try:
+            manifest = work / "snippets.csv"
+            with open(manifest, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["path", "label", "machine", "split"])
+                for sn in snippets:
+                    w.writerow([str(self.store.audio_file(sn.audio_path).resolve()), "normal", job.machine, "train"])
+            out = self.trained_dir / job.machine
+            model_params = {"epochs": int(params["epochs"]), "threshold": params["threshold"]}
+            started = time.perf_counter()
+            result = train(manifest, out, model="dense-ae", model_params=model_params, features=features,
+                           group_by="none", seed=int(params.get("seed", 0)), progress=progress)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        self._update(job.id, progress=0.97, stage="loading the new model")
+        from earshot.bundle import Bundle
+
+        entry = ModelEntry(job.machine, Bundle(out), "trained", None)
+        self.registry.put(entry)
+        with self.store.write() as s:
+            m = s.scalars(select(Machine).where(Machine.name == job.machine)).first()
+            m.model = job.machine
+        (summary,) = result.groups.values()
+        return {"model": job.machine, "n_snippets": len(snippets), "threshold": summary["threshold"],
+                "threshold_method": summary["threshold_method"], "threshold_source": summary["threshold_source"],
+                "false_alarm_rate": summary["false_alarm_rate"], "seconds": round(time.perf_counter() - started, 2)}

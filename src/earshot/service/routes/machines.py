@@ -1,0 +1,193 @@
+"""Machines: status, configuration, reported snippets (ingest and history), training jobs."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from earshot.service.alerts import alert_dict
+from earshot.service.audio import ApiError
+from earshot.service.deps import ServiceState, machine_name, require_key, state
+from earshot.service.ingest import ingest_snippet, snippet_dict
+from earshot.service.jobs import count_training_snippets, job_dict
+from earshot.service.store import Alert, Machine, Snippet, iso, utcnow
+
+router = APIRouter(tags=["machines"])
+
+
+class MachineIn(BaseModel):
+    """A machine's configuration (fields left out keep their value)."""
+
+    model: Optional[str] = Field(None, description="Model that scores this machine (GET /models); null: automatic.")
+    webhook_url: Optional[str] = Field(None, description="http(s) URL posted a JSON event when an alert opens or closes.")
+
+
+class TrainIn(BaseModel):
+    """Training a machine's model from its stored normal snippets."""
+
+    epochs: Optional[int] = Field(None, ge=1, le=1000, description="Training epochs (default: the server's).")
+    threshold: str = Field("gamma:0.9", description="gamma:q | percentile:p | mean-std:k | max | value:x")
+    include_unlabelled: bool = Field(True, description="Also use unlabelled snippets the current model did not flag.")
+    min_snippets: Optional[int] = Field(None, ge=1, description="Fewest normal snippets to accept (default: the server's).")
+    n_mels: Optional[int] = Field(None, ge=8, le=256, description="Mel bands (default: the current model's, else 128).")
+    seed: int = 0
+
+
+def _status(m: Machine) -> str:
+    if m.open_alert_id is not None:
+        return "alert"
+    if m.last_is_anomalous is None:
+        return "unscored" if m.n_snippets else "no data"
+    return "warning" if m.last_is_anomalous else "ok"
+
+
+def machine_dict(st: ServiceState, s, m: Machine, *, history: int) -> dict[str, Any]:
+    entry = st.registry.for_machine(m.name, m.model)
+    out = {
+        "name": m.name, "status": _status(m), "model": entry.name if entry else None, "model_setting": m.model,
+        "webhook_url": m.webhook_url, "created_at": iso(m.created_at), "n_snippets": m.n_snippets,
+        "last_snippet_at": iso(m.last_snippet_at), "last_score": m.last_score, "threshold": m.last_threshold,
+        "last_is_anomalous": m.last_is_anomalous, "open_alert": None,
+    }
+    if m.open_alert_id is not None:
+        alert = s.get(Alert, m.open_alert_id)
+        out["open_alert"] = alert_dict(alert, m.name) if alert else None
+    if history:
+        rows = s.execute(select(Snippet.id, Snippet.recorded_at, Snippet.score, Snippet.threshold, Snippet.is_anomalous,
+                                Snippet.label).where(Snippet.machine_id == m.id).order_by(Snippet.id.desc())
+                         .limit(history)).all()
+        out["history"] = [{"id": r.id, "t": iso(r.recorded_at), "score": r.score, "threshold": r.threshold,
+                           "is_anomalous": r.is_anomalous, "label": {1: "anomaly", 0: "normal"}.get(r.label)}
+                          for r in reversed(rows)]
+    return out
+
+
+def _get_machine(s, name: str) -> Machine:
+    m = s.scalars(select(Machine).where(Machine.name == name)).first()
+    if m is None:
+        raise ApiError(404, f"machine {name!r} not found (it appears when it reports its first snippet or is PUT)")
+    return m
+
+
+@router.get("/machines")
+def machines(history: int = Query(50, ge=0, le=1000, description="Last scores per machine, for plots."),
+             st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """Every machine with its status (alert | warning | ok | unscored | no data) and score history."""
+    with st.store.read() as s:
+        rows = s.scalars(select(Machine).order_by(Machine.name)).all()
+        return {"machines": [machine_dict(st, s, m, history=history) for m in rows]}
+
+
+@router.get("/machines/{machine}")
+def machine(machine: str = Depends(machine_name), history: int = Query(200, ge=0, le=5000),
+            st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """One machine: status, model, open alert, score history and label counts."""
+    with st.store.read() as s:
+        m = _get_machine(s, machine)
+        out = machine_dict(st, s, m, history=history)
+        counts = s.execute(select(Snippet.label, func.count()).where(Snippet.machine_id == m.id).group_by(Snippet.label)).all()
+        out["labels"] = {{1: "anomaly", 0: "normal", None: "unlabelled"}[k]: n for k, n in counts}
+        out["n_training_snippets"] = count_training_snippets(s, m, include_unlabelled=True)
+    return out
+
+
+@router.put("/machines/{machine}", dependencies=[Depends(require_key)])
+def configure(body: MachineIn, machine: str = Depends(machine_name), st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """Create or configure a machine: which model scores it, where its alerts are posted."""
+    given = body.model_fields_set
+    if "model" in given and body.model is not None and st.registry.get(body.model) is None:
+        raise ApiError(422, f"model: expected one of {', '.join(st.registry.names()) or '(no models loaded)'}, got {body.model!r}")
+    if "webhook_url" in given and body.webhook_url:
+        parts = urlsplit(body.webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(body.webhook_url) > 2048:
+            raise ApiError(422, f"webhook_url: expected an http(s) URL, got {body.webhook_url[:100]!r}")
+    with st.store.write() as s:
+        m = st.store.lock_machine(s, machine)
+        if m is None:
+            m = Machine(name=machine, created_at=utcnow(), n_snippets=0, run_over=0, run_under=0)
+            s.add(m)
+        if "model" in given:
+            m.model = body.model
+        if "webhook_url" in given:
+            m.webhook_url = body.webhook_url or None
+        s.flush()
+        return machine_dict(st, s, m, history=0)
+
+
+@router.post("/machines/{machine}/snippets", dependencies=[Depends(require_key)], status_code=201,
+             responses={200: {"description": "A retried upload: the snippet stored before (duplicate: true)."},
+                        409: {"description": "The snippet_id was stored with other audio."}})
+def post_snippet(
+    response: Response,
+    machine: str = Depends(machine_name),
+    file: UploadFile = File(..., description="The snippet: wav or flac, checked by decoding."),
+    snippet_id: Optional[str] = Form(None, description="Client-chosen id making retries idempotent (default: SHA-256 of the bytes)."),
+    recorded_at: Optional[str] = Form(None, description="ISO 8601 recording time (default: when received)."),
+    idempotency_key: Optional[str] = Header(None, description="Alternative to the snippet_id field."),
+    st: ServiceState = Depends(state),
+) -> dict[str, Any]:
+    """A machine reports a snippet: scored with its model, stored durably, alert state updated."""
+    out, created = ingest_snippet(st, machine, file, client_id=snippet_id or idempotency_key, recorded_at=recorded_at)
+    if not created:
+        response.status_code = 200
+    return out
+
+
+@router.get("/machines/{machine}/snippets")
+def snippets(
+    machine: str = Depends(machine_name),
+    limit: int = Query(50, ge=1, le=500),
+    before_id: Optional[int] = Query(None, description="Page cursor: snippets with a smaller id (from `next`)."),
+    label: Optional[str] = Query(None, description="anomaly | normal | unlabelled"),
+    anomalous: Optional[bool] = Query(None, description="Only flagged (true) or unflagged (false) snippets."),
+    st: ServiceState = Depends(state),
+) -> dict[str, Any]:
+    """A machine's snippets, newest first, one page at a time (``next`` is the following page)."""
+    with st.store.read() as s:
+        m = _get_machine(s, machine)
+        cond = [Snippet.machine_id == m.id]
+        if label is not None:
+            if label not in ("anomaly", "normal", "unlabelled"):
+                raise ApiError(422, f"label: expected anomaly, normal or unlabelled, got {label!r}")
+            cond.append(Snippet.label.is_(None) if label == "unlabelled" else Snippet.label == (1 if label == "anomaly" else 0))
+        if anomalous is not None:
+            cond.append(Snippet.is_anomalous.is_(anomalous))
+        total = s.scalar(select(func.count()).select_from(Snippet).where(*cond))
+        page_cond = cond + ([Snippet.id < before_id] if before_id is not None else [])
+        rows = s.scalars(select(Snippet).where(*page_cond).order_by(Snippet.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = None
+    if more:
+        extra = "".join(f"&{k}={v}" for k, v in (("label", label), ("anomalous", None if anomalous is None else str(anomalous).lower()))
+                        if v is not None)
+        nxt = f"/machines/{machine}/snippets?limit={limit}&before_id={rows[-1].id}{extra}"
+    return {"items": [snippet_dict(r, machine) for r in rows], "total": total, "next": nxt}
+
+
+@router.post("/machines/{machine}/train", dependencies=[Depends(require_key)], status_code=202)
+def train(body: Optional[TrainIn] = None, machine: str = Depends(machine_name),
+          st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """Train this machine's model from its stored normal snippets in the background (GET /jobs/{id})."""
+    from earshot.detection.thresholds import ThresholdSpec
+    from earshot.errors import ParameterError
+
+    body = body or TrainIn()
+    try:
+        ThresholdSpec.parse(body.threshold)
+    except ParameterError as exc:
+        raise ApiError(422, f"threshold: {exc}") from None
+    params = {"epochs": body.epochs or st.settings.train_epochs, "threshold": body.threshold,
+              "include_unlabelled": body.include_unlabelled, "n_mels": body.n_mels, "seed": body.seed,
+              "min_snippets": body.min_snippets or st.settings.train_min_snippets}
+    with st.store.read() as s:
+        m = _get_machine(s, machine)
+        n = count_training_snippets(s, m, include_unlabelled=body.include_unlabelled)
+    if n < params["min_snippets"]:
+        raise ApiError(409, f"machine {machine!r} has {n} normal snippets; at least {params['min_snippets']} are needed to train")
+    job = st.jobs.submit(machine, params)
+    return {**job_dict(job), "url": f"/jobs/{job.id}"}

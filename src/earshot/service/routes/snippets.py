@@ -1,0 +1,83 @@
+"""One stored snippet: details, human label, audio, spectrogram picture."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from earshot.service.audio import DISPLAY_SR, ApiError, decode, spectrogram_png
+from earshot.service.deps import ServiceState, require_key, state
+from earshot.service.ingest import LABELS, snippet_dict
+from earshot.service.store import Alert, Machine, Snippet, utcnow
+
+router = APIRouter(tags=["snippets"])
+
+MEDIA = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff", "mp3": "audio/mpeg"}
+
+
+class LabelIn(BaseModel):
+    """A human verdict: ``anomaly`` confirms an alarm, ``normal`` rejects it; null clears it."""
+
+    label: Optional[Literal["anomaly", "normal"]] = Field(..., description="anomaly (confirm) | normal (reject) | null")
+    by: Optional[str] = Field(None, max_length=64, description="Who labelled it.")
+    note: Optional[str] = Field(None, max_length=2000)
+
+
+def _load(st: ServiceState, snippet_id: int) -> tuple[Snippet, str]:
+    with st.store.read() as s:
+        row = s.execute(select(Snippet, Machine.name).join(Machine, Machine.id == Snippet.machine_id)
+                        .where(Snippet.id == snippet_id)).first()
+    if row is None:
+        raise ApiError(404, f"snippet {snippet_id} not found")
+    return row[0], row[1]
+
+
+@router.get("/snippets/{snippet_id}")
+def snippet(snippet_id: int, st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """One snippet: times, audio facts, model, score, verdict, alert, label."""
+    sn, machine = _load(st, snippet_id)
+    return snippet_dict(sn, machine)
+
+
+@router.post("/snippets/{snippet_id}/label", dependencies=[Depends(require_key)])
+def label(snippet_id: int, body: LabelIn, st: ServiceState = Depends(state)) -> dict[str, Any]:
+    """Confirm (anomaly) or reject (normal) a snippet; its alert takes the label too.
+
+    Labels are kept for training: ``POST /machines/{machine}/train`` uses normal-labelled
+    snippets and never anomaly-labelled ones.
+    """
+    with st.store.write() as s:
+        sn = s.get(Snippet, snippet_id)
+        if sn is None:
+            raise ApiError(404, f"snippet {snippet_id} not found")
+        sn.label = None if body.label is None else LABELS[body.label]
+        sn.labelled_at = utcnow() if body.label is not None else None
+        sn.labelled_by, sn.note = body.by, body.note
+        if sn.alert_id is not None:
+            alert = s.get(Alert, sn.alert_id)
+            if alert is not None:
+                alert.label = {1: "confirmed", 0: "rejected"}.get(sn.label)
+        machine = s.get(Machine, sn.machine_id).name
+        return snippet_dict(sn, machine)
+
+
+@router.get("/snippets/{snippet_id}/audio")
+def audio(snippet_id: int, st: ServiceState = Depends(state)) -> FileResponse:
+    """The snippet's audio, as it was uploaded."""
+    sn, _ = _load(st, snippet_id)
+    return FileResponse(st.store.audio_file(sn.audio_path), media_type=MEDIA.get(sn.audio_format, "application/octet-stream"),
+                        filename=f"snippet-{sn.id}.{sn.audio_format}")
+
+
+@router.get("/snippets/{snippet_id}/spectrogram.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}})
+def spectrogram(snippet_id: int, st: ServiceState = Depends(state)) -> Response:
+    """Log-mel spectrogram of the snippet (64 mel bands at 16 kHz, 80 dB range) as PNG."""
+    sn, _ = _load(st, snippet_id)
+    y = decode(st.store.audio_file(sn.audio_path), label=f"snippet {sn.id}", sr=DISPLAY_SR)
+    return Response(spectrogram_png(y, DISPLAY_SR), media_type="image/png",
+                    headers={"Cache-Control": "public, max-age=86400, immutable"})

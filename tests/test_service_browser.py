@@ -1,0 +1,139 @@
+"""The web page end to end in headless Chromium (Debian's /usr/bin/chromium) with Playwright.
+
+Flow: a machine reports a faulty snippet through the page (API key entered in the page),
+the verdict is shown, the alert appears, a human confirms the anomaly; "try a sound" scores
+an uploaded file and a recording from Chromium's fake microphone. Every request the page
+makes goes to the server itself (no CDN, no network).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from service_support import Server, hum, tiny_model, wav_bytes  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run",
+        # a fake microphone (a beep) that needs no permission prompt
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+KEY = "pl4ywright"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    model = tiny_model(tmp_path_factory)
+    data = tmp_path_factory.mktemp("browser-data")
+    srv = Server("--models", str(model), "--data", str(data), "--alert-open-after", "1", "--api-key", KEY).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is not installed: apt-get install chromium (it is in apt-packages.txt)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1100, "height": 900})
+    pg = ctx.new_page()
+    pg.set_default_timeout(15000)
+    pg.requests = []  # type: ignore[attr-defined]
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("request", lambda r: pg.requests.append(r.url))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    yield pg
+    ctx.close()
+    outside = [u for u in pg.requests if not (u.startswith(server.url) or u.startswith("data:"))]
+    assert not outside, f"the page reached outside the server: {outside}"
+    assert not pg.errors, pg.errors
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("browser-clips")
+    rng = np.random.default_rng(11)
+    (d / "fault.wav").write_bytes(wav_bytes(hum(rng, fault=True)))
+    (d / "normal.wav").write_bytes(wav_bytes(hum(rng, seconds=3.0)))
+    return d
+
+
+def test_report_a_snippet_see_the_verdict_and_the_alert_then_label_it(page, server, clips):
+    page.goto(server.url + "/#/machine/press-4")
+    page.wait_for_selector(".snippet-form")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.set_input_files(".snippet-file", str(clips / "fault.wav"))
+    page.click(".snippet-form button[type=submit]")
+    verdict = page.wait_for_selector("#snippet-verdict")
+    assert verdict.text_content() == "anomalous"
+    # the page reloads the machine: status, the open alert, the snippet with its spectrogram
+    row = page.wait_for_selector(".machine-alerts .alert-row")
+    assert "open" in row.text_content()
+    assert page.text_content("#machine-status") == "alert"
+    img = page.wait_for_selector(".snippet-row img.spec")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=img)
+    page.click(".snippet-row .label-anomaly")
+    page.wait_for_selector(".snippet-row .label-anomaly.on")
+    assert page.text_content(".snippet-row .current-label") == "anomaly"
+    # the overview lists the machine in alert and the alert as confirmed
+    page.goto(server.url + "/#/")
+    card = page.wait_for_selector('.card.machine[data-machine="press-4"]')
+    assert "alert" in card.text_content()
+    assert card.query_selector("svg.spark") is not None
+    page.wait_for_selector(".alerts .alert-row .badge.confirmed")
+    page.click("nav a[data-nav=alerts]")
+    page.wait_for_selector("h1:text('Alerts')")
+    assert "confirmed" in page.text_content(".alert-row")
+
+
+def test_writes_without_the_key_show_a_clear_message(page, server, clips):
+    page.goto(server.url + "/#/machine/press-5")
+    page.evaluate("localStorage.removeItem('earshot.apiKey')")
+    page.reload()
+    page.wait_for_selector(".snippet-form")
+    page.set_input_files(".snippet-file", str(clips / "normal.wav"))
+    page.click(".snippet-form button[type=submit]")
+    err = page.wait_for_selector(".upload-result .error")
+    assert "API key" in err.text_content()
+
+
+def test_try_a_sound_upload_and_microphone(page, server, clips):
+    page.goto(server.url + "/")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.click("nav a[data-nav=try]")
+    page.wait_for_selector(".try-form select option", state="attached")
+    page.set_input_files(".try-file", str(clips / "normal.wav"))
+    page.click(".try-form button[type=submit]")
+    verdict = page.wait_for_selector("#try-verdict")
+    assert verdict.text_content() in ("normal", "anomalous")
+    assert "threshold" in page.text_content(".try-result")
+    page.wait_for_function("() => { const i = document.querySelector('#try-spectrogram'); return i && i.complete && i.naturalWidth > 0 }")
+    assert len(page.query_selector_all(".try-result svg.timeline rect.bin")) == 3  # 3 s in 1 s bins
+    page.set_input_files(".try-file", str(clips / "fault.wav"))
+    page.click(".try-form button[type=submit]")
+    page.wait_for_function("() => document.querySelector('#try-verdict')?.textContent === 'anomalous'")
+    # record 1.5 s from the fake microphone: MediaRecorder -> WAV in the page -> /score
+    page.evaluate("document.querySelector('.try-result').replaceChildren()")
+    page.click(".try-form button.record")
+    page.wait_for_selector(".try-form button.record.rec")
+    page.wait_for_timeout(1500)
+    page.click(".try-form button.record")
+    page.wait_for_selector("#try-verdict")
+    text = page.text_content(".try-result")
+    duration = float(text.split(" s at ")[0].split("·")[-1])
+    assert 0.8 < duration < 3.0, text  # the recording, not the uploaded 2 s / 3 s files
+    page.wait_for_selector(".try-result svg.timeline rect.bin")
