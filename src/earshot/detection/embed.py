@@ -1,0 +1,473 @@
+"""Embedding detector (``--model embed``): classify what is known about normal clips, score by
+distance to the normal clips' embeddings.
+
+A compact CNN (:class:`earshot.models.embed.EmbeddingNet`) is trained on normal clips only,
+with an angular-margin loss (ArcFace), to tell apart
+
+- the **metadata classes** of the clips: every combination of the machine, id/section, domain
+  and file-name or manifest attributes that tells the training clips apart (see
+  :func:`metadata_classes`), and
+- which **augmentation** was applied to a crop (the spectrum shifted up or down by 0, 1, 2 or 4
+  mel bands, played as it is or twice as fast: 14 classes): a self-supervised task that needs
+  no metadata and makes the network attend to exactly where the energy sits in frequency and
+  how fast it changes.
+
+By default (``targets="auto"``) a class is the pair (metadata class, augmentation). A clip's
+score is the cosine distance of its embedding to the nearest normal training embeddings,
+computed per domain and divided by that domain's typical distance, the smallest kept (the
+DCASE 2023 "selective" idea; see :class:`earshot.detection.frugal.DomainKnn`). The scoring
+graph (network + references) exports to ONNX with one "window" per clip.
+
+With ``--group-by id`` every group has a single id, so only the domain and the attributes are
+left as metadata; ``--group-by machine`` adds the ids as classes (the DCASE recipe). Both work:
+with no metadata that tells clips apart, the augmentation task alone trains the network.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from earshot.detection.base import Detector
+from earshot.detection.frugal import (
+    DomainKnn,
+    _check_int,
+    as_clips,
+    domain_labels,
+    domain_scales,
+    selective_scores,
+)
+from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.errors import ParameterError
+from earshot.features.store import FrameStore
+
+__all__ = ["EmbedDetector", "metadata_classes", "AUGMENTATIONS", "EXCLUDED_KEYS", "SHIFTS", "SPEEDS"]
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int, float, float | None], None]
+
+#: The self-supervised classes: which transformation a training crop went through.
+#: Mel-band shifts (positive: up) and speed-ups of the augmentation classes; a class is one
+#: (shift, speed) pair, e.g. ``shift+2`` or ``shift-1_speed2x``.
+SHIFTS = (0, 1, -1, 2, -2, 4, -4)
+SPEEDS = (1, 2)
+AUGMENTATIONS = tuple(f"shift{s:+d}" + ("_speed2x" if v == 2 else "") for v in SPEEDS for s in SHIFTS)
+#: Metadata keys never used as classes (they describe anomalies or the data split).
+EXCLUDED_KEYS = frozenset({"label", "split", "path", "fault", "severity", "condition", "number"})
+#: Fewest held-out clips for the threshold to be fitted on them.
+MIN_CALIBRATION_CLIPS = 5
+TARGETS = ("auto", "metadata", "augmentation")
+
+
+def metadata_classes(metadata: Sequence[dict] | None, n_clips: int) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """A class per clip from what is known about it, or None when nothing tells clips apart.
+
+    Candidate keys: ``machine``, ``id``, ``domain`` and every attribute except
+    :data:`EXCLUDED_KEYS` (a clip without the attribute counts as its own value ``-``). A key
+    is kept when it takes 2 to ``n_clips // 2`` values (a key unique to each clip, like a
+    serial number, teaches nothing); a class is the tuple of the kept keys' values. While there
+    are more than ``n_clips // 2`` classes, keys are dropped: attributes first (the one with
+    the most values first), then the domain, the id and the machine; then a key that the
+    other kept keys determine (an attribute constant per machine, say) is dropped too.
+
+    Returns
+    -------
+    labels : np.ndarray of int or None
+        ``(n_clips,)`` class indices.
+    info : dict
+        ``{"keys": [...], "classes": [names], "counts": [...]}`` (JSON-safe).
+    """
+    if metadata is None:
+        return None, {"keys": [], "classes": [], "counts": []}
+    metadata = [m or {} for m in metadata]
+    if len(metadata) != n_clips:
+        raise ParameterError(f"metadata: expected one dict per clip ({n_clips}), got {len(metadata)}")
+    columns: dict[str, list[str]] = {}
+    for key in ("machine", "id", "domain"):
+        columns[key] = [str(m.get(key)) for m in metadata]
+    attr_keys = sorted({k for m in metadata for k in (m.get("attributes") or {})} - EXCLUDED_KEYS)
+    for key in attr_keys:
+        columns[f"attributes.{key}"] = [str((m.get("attributes") or {}).get(key, "-")) for m in metadata]
+    limit = n_clips // 2
+    keys = [k for k, v in columns.items() if 2 <= len(set(v)) <= limit]
+    attrs = sorted((k for k in keys if k.startswith("attributes.")), key=lambda k: (-len(set(columns[k])), k))
+    drop_order = attrs + [k for k in ("domain", "id", "machine") if k in keys]
+
+    def n_classes(ks: list[str]) -> int:
+        return len({tuple(columns[k][i] for k in ks) for i in range(n_clips)})
+
+    while keys and n_classes(keys) > limit:
+        keys.remove(drop_order.pop(0))
+    for k in drop_order:  # a key the others already determine adds nothing: drop it
+        if k in keys and len(keys) > 1 and n_classes([j for j in keys if j != k]) == n_classes(keys):
+            keys.remove(k)
+    names = ["|".join(f"{k}={columns[k][i]}" for k in keys) for i in range(n_clips)]
+    if not keys:
+        return None, {"keys": [], "classes": [], "counts": []}
+    classes = sorted(set(names))
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([index[c] for c in names], dtype=np.int64)
+    return labels, {"keys": keys, "classes": classes, "counts": np.bincount(labels).tolist()}
+
+
+def _shift(x: np.ndarray, s: int) -> np.ndarray:
+    """Shift a ``(n_time, n_mels)`` crop by ``s`` mel bands (up if positive), edges repeated."""
+    out = np.empty_like(x)
+    if s > 0:
+        out[:, s:] = x[:, :-s]
+        out[:, :s] = x[:, :1]
+    else:
+        out[:, :s] = x[:, -s:]
+        out[:, s:] = x[:, -1:]
+    return out
+
+
+class EmbedDetector(Detector):
+    """Self-supervised embedding + per-domain k-NN detector (``--model embed``).
+
+    Parameters
+    ----------
+    targets : {"auto", "metadata", "augmentation"}
+        What the network learns to classify: ``auto`` = (metadata class, augmentation) pairs,
+        or augmentations alone where no metadata tells the clips apart; ``metadata`` = the
+        metadata classes only (an error if there are none); ``augmentation`` = augmentations
+        only.
+    width : int
+        Channels of the first two conv blocks (the third has twice as many).
+    embedding_dim : int
+    epochs : int
+        Passes; each pass draws ``crops_per_clip`` random crops of every training clip.
+    batch_size : int
+    learning_rate : float
+    crop_frames : int
+        Frames per training crop (shorter clips: half their length).
+    crops_per_clip : int
+    margin, scale : float
+        ArcFace margin (radians) and logit scale.
+    n_neighbors : int
+        Nearest normal embeddings averaged per domain.
+    selective : bool
+        Per-domain references and scales (the smallest scaled distance wins).
+    validation_fraction : float
+        Share of the clips (at least 10 clips needed) held out from training the network:
+        the best epoch on them is kept and, with 5 or more, the threshold is fitted on their
+        scores. Held-out clips still serve as references.
+    threshold : str
+        ``gamma:q``, ``percentile:p``, ``mean-std:k``, ``max`` or ``value:x``.
+    n_frames : int
+        Fewest frames a clip must have (>= 4).
+    random_state : int
+        Seeds the split, crops, augmentations and the initial weights.
+
+    Attributes
+    ----------
+    threshold_, threshold_source_ ("validation" or "train"), train_scores_, calibration_scores_
+    history_ : dict
+        ``loss``/``val_loss`` per epoch and ``best_epoch``.
+    targets_ : dict
+        The metadata keys and classes used, the augmentations, the number of classes.
+    knn_ : DomainKnn
+    """
+
+    kind = "embed"
+
+    def __init__(self, *, targets: str = "auto", width: int = 128, embedding_dim: int = 64, epochs: int = 20,
+                 batch_size: int = 32, learning_rate: float = 1e-3, crop_frames: int = 64, crops_per_clip: int = 4,
+                 margin: float = 0.2, scale: float = 16.0, n_neighbors: int = 1, selective: bool = True,
+                 validation_fraction: float = 0.1, threshold: str = "gamma:0.9", n_frames: int = 5,
+                 random_state: int = 0):
+        self.targets = targets
+        self.width = width
+        self.embedding_dim = embedding_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.crop_frames = crop_frames
+        self.crops_per_clip = crops_per_clip
+        self.margin = margin
+        self.scale = scale
+        self.n_neighbors = n_neighbors
+        self.selective = selective
+        self.validation_fraction = validation_fraction
+        self.threshold = threshold
+        self.n_frames = n_frames
+        self.random_state = random_state
+
+    _PARAMS = ("targets", "width", "embedding_dim", "epochs", "batch_size", "learning_rate", "crop_frames",
+               "crops_per_clip", "margin", "scale", "n_neighbors", "selective", "validation_fraction", "threshold",
+               "n_frames", "random_state")
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters (JSON-safe)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def _validate_params(self) -> ThresholdSpec:
+        from earshot.models.embed import MIN_TIME
+
+        if self.targets not in TARGETS:
+            raise ParameterError(f"targets: expected one of {', '.join(TARGETS)}, got {self.targets!r}")
+        for name in ("width", "embedding_dim", "epochs", "batch_size", "crop_frames", "crops_per_clip", "n_neighbors"):
+            _check_int(name, getattr(self, name), 1)
+        _check_int("n_frames", self.n_frames, MIN_TIME)
+        for name in ("learning_rate", "scale"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ParameterError(f"{name}: expected a positive number, got {value!r}")
+        if not isinstance(self.margin, (int, float)) or not 0.0 <= float(self.margin) < 1.5:
+            raise ParameterError(f"margin: expected a number in [0, 1.5) radians, got {self.margin!r}")
+        if not (0.0 <= float(self.validation_fraction) < 1.0):
+            raise ParameterError(f"validation_fraction: expected 0 <= value < 1, got {self.validation_fraction!r}")
+        if not isinstance(self.selective, (bool, np.bool_)):
+            raise ParameterError(f"selective: expected true or false, got {self.selective!r}")
+        return ThresholdSpec.parse(self.threshold)
+
+    # ------------------------------------------------------------------ training
+    def _build_net(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
+        import torch
+
+        from earshot.models.embed import EmbeddingNet
+
+        return EmbeddingNet(n_mels, torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32)),
+                            width=int(self.width), embedding_dim=int(self.embedding_dim))
+
+    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, metadata: Sequence[dict] | None = None,
+            progress: ProgressFn | None = None) -> "EmbedDetector":
+        """Train the embedding on normal clips, store the normal embeddings, fit the threshold.
+
+        Parameters
+        ----------
+        X : sequence of np.ndarray or FrameStore
+            Normal clips ``(n_mels, n_time)`` in dB (at least 2).
+        y : ignored
+        metadata : sequence of dict, optional
+            One dict per clip (``machine``, ``id``, ``domain``, ``attributes``): the metadata
+            classes and the per-domain references come from it.
+        progress : callable, optional
+            ``progress(epoch, epochs, loss, val_loss)`` after each epoch.
+
+        Returns
+        -------
+        self
+        """
+        import torch
+
+        from earshot.models.embed import MIN_MELS, MIN_TIME, ArcMarginHead
+
+        spec = self._validate_params()
+        clips = as_clips(X, self.n_frames)
+        store = clips if isinstance(clips, FrameStore) else FrameStore.from_clips(clips)
+        n = len(store)
+        if store.n_mels < MIN_MELS:
+            raise ParameterError(f"X: embed needs at least {MIN_MELS} mel bands, got {store.n_mels}")
+        if n < 2:
+            raise ParameterError(f"X: embed needs at least 2 normal clips, got {n}")
+        domains = domain_labels(metadata, n) if self.selective else ["all"] * n
+        meta, meta_info = (None, {"keys": [], "classes": [], "counts": []})
+        if self.targets != "augmentation":
+            meta, meta_info = metadata_classes(metadata, n)
+            if meta is None and self.targets == "metadata":
+                raise ParameterError("targets: 'metadata' needs metadata that tells the training clips apart "
+                                     "(ids, domains or attributes); none does here: use targets=auto")
+
+        rng = np.random.default_rng(self.random_state)
+        torch.manual_seed(int(self.random_state))
+        order = rng.permutation(n)
+        n_val = int(round(float(self.validation_fraction) * n)) if n >= 10 else 0
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+
+        min_len = int(store.lengths.min())
+        crop = int(min(self.crop_frames, max(MIN_TIME, min_len // 2)))
+        speeds = SPEEDS if min_len >= 2 * crop else (1,)
+        pairs = [(sh, v) for v in speeds for sh in SHIFTS if 4 * abs(sh) < store.n_mels]
+        if self.targets == "metadata":
+            pairs = [(0, 1)]
+        augs = [f"shift{sh:+d}" + ("_speed2x" if v == 2 else "") for sh, v in pairs]
+        n_meta = 1 if meta is None else int(meta.max()) + 1
+        n_classes = n_meta * len(augs)
+        labels = np.zeros(n, np.int64) if meta is None else meta
+
+        total, total_sq, count = np.zeros(store.n_mels), np.zeros(store.n_mels), 0
+        for i in train_idx:  # clip by clip: never a float64 copy of every frame
+            f = store.clip_frames(i).astype(np.float64)
+            total += f.sum(axis=0)
+            total_sq += np.einsum("ij,ij->j", f, f)
+            count += len(f)
+        self.mean_ = (total / count).astype(np.float32)
+        self.std_ = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-3).astype(np.float32)
+        net = self._build_net(store.n_mels, self.mean_, self.std_)
+        head = ArcMarginHead(int(self.embedding_dim), n_classes, scale=float(self.scale), margin=float(self.margin))
+        optimiser = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=float(self.learning_rate))
+
+        def draw(idx: np.ndarray, generator: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            """Random crops ``(len(idx), crop, n_mels)`` of the given clips, with their classes."""
+            batch = np.empty((len(idx), crop, store.n_mels), np.float32)
+            cls = np.empty(len(idx), np.int64)
+            for j, i in enumerate(idx):
+                a = int(generator.integers(len(pairs)))
+                sh, speed = pairs[a]
+                length = int(store.lengths[i])
+                start = int(generator.integers(0, length - speed * crop + 1))
+                x = store.clip_frames(i)[start : start + speed * crop]
+                if speed == 2:
+                    x = 0.5 * (x[0::2] + x[1::2])
+                batch[j] = _shift(x, sh) if sh else x
+                cls[j] = labels[i] * len(augs) + a
+            return batch, cls
+
+        val_rng = np.random.default_rng([int(self.random_state), 1])
+        val_batch = draw(np.repeat(val_idx, self.crops_per_clip), val_rng) if len(val_idx) else None
+        history: dict[str, Any] = {"loss": [], "val_loss": []}
+        best_val, best_state, best_epoch = np.inf, None, int(self.epochs)
+        for epoch in range(1, int(self.epochs) + 1):
+            net.train()
+            head.train()
+            samples = rng.permutation(np.repeat(train_idx, self.crops_per_clip))
+            total, count = 0.0, 0
+            for b in range(0, len(samples), int(self.batch_size)):
+                idx = samples[b : b + int(self.batch_size)]
+                if len(idx) < 2:  # batch norm needs two samples
+                    continue
+                xb, cb = draw(idx, rng)
+                logits = head(net(torch.from_numpy(xb)), torch.from_numpy(cb))
+                loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(cb))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.item()) * len(idx)
+                count += len(idx)
+            val_loss = None
+            if val_batch is not None:
+                net.eval()
+                head.eval()
+                with torch.inference_mode():
+                    vx, vc = val_batch
+                    val_loss = float(torch.nn.functional.cross_entropy(
+                        head(net(torch.from_numpy(vx)), torch.from_numpy(vc)), torch.from_numpy(vc)))
+                if val_loss < best_val:
+                    best_val, best_epoch, best_state = val_loss, epoch, copy.deepcopy(net.state_dict())
+            history["loss"].append(total / max(count, 1))
+            history["val_loss"].append(val_loss)
+            log.debug("epoch %d/%d loss %.4f val_loss %s", epoch, self.epochs, history["loss"][-1], val_loss)
+            if progress is not None:
+                progress(epoch, int(self.epochs), history["loss"][-1], val_loss)
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        history["best_epoch"] = best_epoch
+        net.eval()
+        self.net_ = net
+        self.n_mels_ = store.n_mels
+        self.history_ = history
+        self.targets_ = {"metadata_keys": meta_info["keys"], "metadata_classes": meta_info["classes"],
+                         "metadata_counts": meta_info["counts"], "augmentations": augs, "n_classes": n_classes,
+                         "crop_frames": crop}
+
+        E = self._embed(store)
+        dom, order = np.asarray(domains), sorted(set(domains))
+        self.knn_ = DomainKnn(int(self.n_neighbors), metric="cosine").fit(E, dom, order)
+        held = self.knn_.loo_distances(E, dom)
+        self.knn_.scales_ = domain_scales(held, dom, order)
+        loo = selective_scores(held, self.knn_.scales_)
+        self.domain_counts_ = {d: domains.count(d) for d in order}
+        self.train_scores_ = loo[train_idx]
+        if len(val_idx) >= MIN_CALIBRATION_CLIPS:
+            self.threshold_source_ = "validation"
+            self.calibration_scores_ = loo[val_idx]
+        else:
+            self.threshold_source_ = "train"
+            self.calibration_scores_ = loo
+        self.threshold_ = float(fit_threshold(self.calibration_scores_, spec))
+        self.n_train_clips_ = int(len(train_idx))
+        self.n_calibration_clips_ = int(len(self.calibration_scores_))
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit embeddings ``(n_clips, embedding_dim)``, clips of equal length batched."""
+        import torch
+
+        lengths = np.array([np.shape(c)[1] for c in clips])
+        out = np.empty((len(clips), int(self.embedding_dim)))
+        with torch.inference_mode():
+            for length in np.unique(lengths):
+                idx = np.flatnonzero(lengths == length)
+                for b in range(0, len(idx), 64):
+                    chunk = idx[b : b + 64]
+                    x = torch.from_numpy(np.stack([np.asarray(clips[i], np.float32).T for i in chunk]))
+                    out[chunk] = self.net_(x).double().numpy()
+        return out
+
+    def embed(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Unit-length embeddings of clips, ``(n_clips, embedding_dim)``."""
+        self._check_fitted()
+        clips = as_clips(X, self.n_frames)
+        n_mels = int(np.shape(clips[0])[0])
+        if n_mels != self.n_mels_:
+            raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {n_mels}")
+        return self._embed(clips)
+
+    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip scores ``(n_clips,)``: smallest per-domain scaled cosine k-NN distance."""
+        self._check_fitted()
+        return self.knn_.score(self.embed(X))
+
+    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One "window" per clip (the bundle's view of a clip-level model)."""
+        return [np.array([s]) for s in self.score_samples(X)]
+
+    # ------------------------------------------------------------------ export
+    def scoring_module(self):
+        """The torch scoring graph: log-mel ``(batch, n_time, n_mels)`` -> ``(batch, 1)``."""
+        self._check_fitted()
+        from earshot.models.frugal import ClipScorer
+
+        return ClipScorer(self.net_, self.knn_.torch_module()).eval()
+
+    def state_dict(self) -> dict:
+        """Weights of the scoring graph (network, normalisation and reference embeddings)."""
+        return self.scoring_module().state_dict()
+
+    def fitted_state(self) -> dict[str, Any]:
+        """What a bundle records of the fitted detector (JSON-safe)."""
+        self._check_fitted()
+        return {
+            "threshold": self.threshold_,
+            "threshold_source": self.threshold_source_,
+            "n_train_clips": self.n_train_clips_,
+            "n_calibration_clips": self.n_calibration_clips_,
+            "n_mels": self.n_mels_,
+            "domains": self.domain_counts_,
+            "targets": self.targets_,
+            "knn": self.knn_.state(),
+            "calibration_scores": [float(s) for s in self.calibration_scores_],
+            "train_scores": [float(s) for s in self.train_scores_],
+            "history": self.history_,
+        }
+
+    @classmethod
+    def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "EmbedDetector":
+        """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
+        det = cls(**params)
+        n_mels = int(state["n_mels"])
+        net = det._build_net(n_mels, np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32))
+        net.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
+        net.eval()
+        det.net_ = net
+        det.n_mels_ = n_mels
+        det.mean_ = net.mean.numpy().copy()
+        det.std_ = (1.0 / net.inv_std).numpy().copy()
+        det.knn_ = DomainKnn.from_state(state["knn"], weights, "head.")
+        det.targets_ = state.get("targets", {})
+        det.domain_counts_ = dict(state.get("domains", {}))
+        det.history_ = state.get("history", {})
+        det.threshold_source_ = state.get("threshold_source", "train")
+        det.n_train_clips_ = int(state.get("n_train_clips", 0))
+        det.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
+        det.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
+        det.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
+        det.threshold_ = float(state["threshold"])
+        return det

@@ -1,0 +1,153 @@
+"""Scoring graphs of the clip-level detectors (gauss, knn, embed) as pure torch modules.
+
+Every graph maps log-mel ``(batch, n_time, n_mels)`` to one score per clip, shaped
+``(batch, 1)`` (one "window" per clip), so it exports to ONNX and scores through a bundle
+like any frame-level model. They hold fitted statistics as buffers; nothing here trains.
+
+- :class:`ClipStats`: the statistics of :mod:`earshot.features.clipstats` in torch;
+- :class:`Standardize`: ``(f - center) * inv_scale``;
+- :class:`DomainGaussian`: per-domain Mahalanobis distance, each divided by its domain's scale,
+  the smallest kept;
+- :class:`DomainKnn`: per-domain mean distance to the k nearest reference vectors (Euclidean
+  or cosine), each divided by its domain's scale, the smallest kept;
+- :class:`ClipScorer`: ``encoder`` then one of the two.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from earshot.features.clipstats import LAGS, band_matrix
+
+__all__ = ["ClipStats", "Standardize", "DomainGaussian", "DomainKnn", "ClipScorer"]
+
+
+class ClipStats(nn.Module):
+    """Clip-level log-mel statistics (see :func:`earshot.features.clipstats.clip_stats`).
+
+    Parameters
+    ----------
+    n_mels, n_bands : int
+
+    Shapes
+    ------
+    ``forward``: ``(batch, n_time, n_mels)`` with ``n_time > max(LAGS)`` ->
+    ``(batch, n_mels + 2 * n_bands + 1 + len(LAGS))``.
+    """
+
+    def __init__(self, n_mels: int, n_bands: int):
+        super().__init__()
+        self.register_buffer("bands", torch.from_numpy(band_matrix(n_mels, n_bands)))
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        x = logmel
+        mean = x.mean(dim=1)
+        centred = x - mean.unsqueeze(1)
+        spread = torch.sqrt((centred * centred).mean(dim=1))
+        delta = (x[:, 1:, :] - x[:, :-1, :]).abs().mean(dim=1)
+        e = x.mean(dim=2)
+        ec = e - e.mean(dim=1, keepdim=True)
+        env = [torch.sqrt((ec * ec).mean(dim=1))]
+        for lag in LAGS:
+            d = e[:, lag:] - e[:, :-lag]
+            env.append(torch.sqrt((d * d).mean(dim=1)))
+        return torch.cat([mean, spread @ self.bands, delta @ self.bands, torch.stack(env, dim=1)], dim=1)
+
+
+class Standardize(nn.Module):
+    """``(f - center) * inv_scale`` with buffers of shape ``(n_features,)``."""
+
+    def __init__(self, center: torch.Tensor, inv_scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("center", center.detach().clone().float())
+        self.register_buffer("inv_scale", inv_scale.detach().clone().float())
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return (f - self.center) * self.inv_scale
+
+
+class DomainGaussian(nn.Module):
+    """Smallest per-domain scaled Mahalanobis distance.
+
+    Parameters
+    ----------
+    means : torch.Tensor
+        ``(n_domains, n_features)``, the mean of each domain's normal clips.
+    precision : torch.Tensor
+        ``(n_features, n_features)``, the inverse of the shrunk within-domain covariance.
+    scales : torch.Tensor
+        ``(n_domains,)``, each domain's typical distance of a normal clip to its mean.
+
+    Shapes
+    ------
+    ``forward``: ``(batch, n_features)`` -> ``(batch, 1)``.
+    """
+
+    def __init__(self, means: torch.Tensor, precision: torch.Tensor, scales: torch.Tensor):
+        super().__init__()
+        self.register_buffer("means", means.detach().clone().float())
+        self.register_buffer("precision", precision.detach().clone().float())
+        self.register_buffer("scales", scales.detach().clone().float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        diff = z.unsqueeze(1) - self.means.unsqueeze(0)  # (batch, n_domains, n_features)
+        m2 = ((diff @ self.precision) * diff).sum(dim=2)
+        dist = torch.sqrt(torch.clamp(m2, min=0.0)) / self.scales
+        return dist.min(dim=1, keepdim=True).values
+
+
+class DomainKnn(nn.Module):
+    """Smallest per-domain scaled k-nearest-neighbour distance.
+
+    Parameters
+    ----------
+    refs : list of torch.Tensor
+        One ``(n_refs_d, n_features)`` tensor of reference (normal) vectors per domain.
+    ks : list of int
+        Neighbours averaged per domain (``1 <= ks[d] <= n_refs_d``).
+    scales : torch.Tensor
+        ``(n_domains,)``, each domain's typical k-NN distance of a normal clip.
+    metric : {"euclidean", "cosine"}
+        ``cosine`` expects unit-length vectors and uses ``1 - <a, b>``.
+
+    Shapes
+    ------
+    ``forward``: ``(batch, n_features)`` -> ``(batch, 1)``.
+    """
+
+    def __init__(self, refs: list[torch.Tensor], ks: list[int], scales: torch.Tensor, metric: str = "euclidean"):
+        super().__init__()
+        if metric not in ("euclidean", "cosine"):
+            raise ValueError(f"metric: expected euclidean or cosine, got {metric!r}")
+        self.metric = metric
+        self.ks = [int(k) for k in ks]
+        for d, r in enumerate(refs):
+            self.register_buffer(f"refs_{d}", r.detach().clone().float())
+        self.register_buffer("scales", scales.detach().clone().float())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out = []
+        for d, k in enumerate(self.ks):
+            refs = getattr(self, f"refs_{d}")
+            dot = z @ refs.t()
+            if self.metric == "cosine":
+                dist = 1.0 - dot
+            else:
+                sq = (z * z).sum(dim=1, keepdim=True) - 2.0 * dot + (refs * refs).sum(dim=1).unsqueeze(0)
+                dist = torch.sqrt(torch.clamp(sq, min=0.0))
+            nearest = torch.topk(dist, k, dim=1, largest=False).values
+            out.append(nearest.mean(dim=1) / self.scales[d])
+        return torch.stack(out, dim=1).min(dim=1, keepdim=True).values
+
+
+class ClipScorer(nn.Module):
+    """``head(encoder(logmel))``: log-mel ``(batch, n_time, n_mels)`` -> scores ``(batch, 1)``."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(logmel))
