@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean edge-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,27 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) edge-test
+
+# The edge install: only the core dependencies (no torch) in .venv-edge; it must score a model
+# trained by the main venv and give the same verdicts (scripts/edge_check.py).
+EDGE := .venv-edge
+$(EDGE)/.installed: pyproject.toml | $(STAMP)
+	rm -rf $(EDGE)
+	$(PYTHON) -m venv $(EDGE)
+	$(BIN)/python scripts/edge_check.py --core-deps > $(EDGE)/core-requirements.txt
+	$(EDGE)/bin/python -m pip install -q -r $(EDGE)/core-requirements.txt
+	$(EDGE)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+edge-test: $(STAMP) $(EDGE)/.installed
+	rm -rf $(EDGE)/check
+	$(BIN)/python scripts/edge_check.py --make $(EDGE)/check
+	$(EDGE)/bin/python scripts/edge_check.py --check $(EDGE)/check
 
 bench: $(STAMP)
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/score.py
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache earshot-demo
+	rm -rf $(VENV) .venv-edge build dist src/*.egg-info .pytest_cache earshot-demo

@@ -224,3 +224,18 @@ def test_extra_detector_parameters(mimii, tmp_path, capsys):
     code, _, err = run(["train", mimii, "--out", tmp_path / "m2", "-p", "width=3"], capsys)
     _one_line_error(code, err, "width")
     assert not (tmp_path / "m2").exists()
+
+
+def test_missing_optional_extra_is_one_line(monkeypatch, mimii, tmp_path, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    code, _, err = run(["train", mimii, "--out", tmp_path / "m", *QUICK], capsys)
+    _one_line_error(code, err, "earshot[train]")

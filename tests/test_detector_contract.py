@@ -15,7 +15,12 @@ import pytest
 from earshot.detection import DETECTORS, detector_class, make_detector
 from earshot.errors import NotFittedError, ParameterError
 
-FAST = {"dense-ae": {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256}}
+FAST = {"dense-ae": {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256},
+        "cnn": {"epochs": 3, "n_frames": 16, "width": 8, "n_blocks": 2, "batch_size": 16, "patience": 10},
+        "lstm-ae": {"epochs": 3, "n_frames": 8, "window_hop": 4, "hidden": 16, "bottleneck": 8, "batch_size": 64},
+        "gauss": {"n_bands": 4}, "knn": {"n_neighbors": 2, "n_bands": 4},
+        "embed": {"epochs": 3, "width": 16, "embedding_dim": 16, "crop_frames": 16, "batch_size": 16},
+        "auto": {"candidates": "gauss,knn"}}
 
 
 def _clips(rng, n, *, n_mels=32, n_time=60, tone=None):
@@ -27,6 +32,14 @@ def _clips(rng, n, *, n_mels=32, n_time=60, tone=None):
             x[tone] += 12.0
         clips.append(x)
     return clips
+
+
+def _training(kind, rng, n):
+    """fit() arguments: n normal clips; supervised detectors also get n // 2 labelled anomalies."""
+    normal = _clips(rng, n)
+    if not detector_class(kind).uses_labels:
+        return (normal,)
+    return (normal + _clips(rng, n // 2, tone=slice(10, 14)), np.array([0] * n + [1] * (n // 2)))
 
 
 @pytest.fixture(params=sorted(DETECTORS))
@@ -42,7 +55,7 @@ def test_constructor_only_stores_parameters(kind):
     for name, value in FAST[kind].items():
         assert getattr(det, name) == value
     assert not [a for a in vars(det) if a.endswith("_")], "no learned state before fit"
-    assert det.get_params()["epochs"] == FAST[kind]["epochs"]
+    assert all(det.get_params()[name] == value for name, value in FAST[kind].items())
 
 
 def test_not_fitted_raises(kind, rng):
@@ -55,10 +68,10 @@ def test_not_fitted_raises(kind, rng):
 
 def test_fit_returns_self_and_conventions(kind, rng):
     det = make_detector(kind, **FAST[kind])
-    normal = _clips(rng, 24)
-    assert det.fit(normal) is det
+    assert det.fit(*_training(kind, rng, 24)) is det
     assert np.isfinite(det.threshold_)
-    assert det.train_scores_.ndim == 1 and len(det.history_["loss"]) == FAST[kind]["epochs"]
+    assert det.train_scores_.ndim == 1
+    assert "epochs" not in FAST[kind] or len(det.history_["loss"]) == FAST[kind]["epochs"]
     test_n, test_a = _clips(rng, 8), _clips(rng, 8, tone=slice(10, 14))
     s_n, s_a = det.score_samples(test_n), det.score_samples(test_a)
     assert s_n.shape == (8,) and s_a.shape == (8,)
@@ -74,9 +87,10 @@ def test_fit_returns_self_and_conventions(kind, rng):
 
 
 def test_same_seed_same_result(kind, rng):
-    X = _clips(rng, 16)
-    a = make_detector(kind, random_state=3, **FAST[kind]).fit(X)
-    b = make_detector(kind, random_state=3, **FAST[kind]).fit(X)
+    args = _training(kind, rng, 16)
+    X = args[0]
+    a = make_detector(kind, random_state=3, **FAST[kind]).fit(*args)
+    b = make_detector(kind, random_state=3, **FAST[kind]).fit(*args)
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
     assert a.threshold_ == b.threshold_
 

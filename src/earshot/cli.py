@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from earshot.errors import EarshotError
+from earshot.errors import EarshotError, EarshotWarning
 
 app = typer.Typer(
     name="earshot",
@@ -39,9 +40,14 @@ log = logging.getLogger("earshot")
 
 # ---------------------------------------------------------------------- plumbing
 class _OneLineHandler(logging.Handler):
+    """Log records as ``earshot: level: message``, one line each."""
+
     def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage().strip().splitlines()
-        text = msg[-1] if record.name == "py.warnings" and msg else " ".join(msg)
+        lines = record.getMessage().strip().splitlines() or [""]
+        if record.name == "py.warnings":  # "file:line: Category: message" then the source line
+            text = re.sub(r"^.*?:\d+: \w+: ", "", lines[0])
+        else:
+            text = " ".join(line.strip() for line in lines)
         sys.stderr.write(f"earshot: {record.levelname.lower()}: {text}\n")
 
 
@@ -55,6 +61,8 @@ def _setup_logging(verbose: int) -> None:
         logger.propagate = False
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # earshot's own warnings are logged by the library as well: show them once
+    warnings.filterwarnings("ignore", category=EarshotWarning)
 
 
 @contextlib.contextmanager
@@ -116,10 +124,10 @@ def train(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     model: Annotated[str, typer.Option(help="Detector kind.")] = "dense-ae",
     group_by: Annotated[str, typer.Option(help="One model per: id | machine | none.")] = "id",
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Windows per training step.")] = 512,
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's, 30 for dense-ae).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per training step (default: the model's, 512 for dense-ae, 32 for cnn).")] = None,
     n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 128,
-    n_frames: Annotated[int, typer.Option(help="Context frames per window.")] = 5,
+    n_frames: Annotated[Optional[int], typer.Option(help="Context frames per window (default: the model's, 5 for dense-ae, 32 for cnn).")] = None,
     n_fft: Annotated[int, typer.Option(help="FFT length (samples).")] = 1024,
     hop_length: Annotated[int, typer.Option(help="Hop between frames (samples).")] = 512,
     sr: Annotated[int, typer.Option(help="Sample rate to decode at (Hz); other rates are resampled.")] = 16000,
@@ -127,19 +135,31 @@ def train(
     threshold: Annotated[str, typer.Option(help="gamma:q | percentile:p | mean-std:k | max | value:x")] = "gamma:0.9",
     aggregate: Annotated[str, typer.Option(help="Window errors to clip score: mean | max | quantile:q")] = "mean",
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label] overriding the split.")] = None,
+    labels: Annotated[Optional[Path], typer.Option(help="CSV path,label (e.g. confirmed or rejected alarms): those clips become training clips with those labels; supervised models (cnn) need some.")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (split, initial weights, shuffling).")] = 0,
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Extra detector parameter KEY=VALUE (repeatable), e.g. -p hidden=64.")] = None,
+    window_s: Annotated[float, typer.Option(help="Recordings longer than 30 s are cut into windows of this length (s); use detect's --window-s.")] = 1.0,
 ) -> None:
     """Train one detector per machine/id on normal clips; calibrate its threshold on normal clips only."""
     from earshot.features.config import FeatureConfig
     from earshot.pipeline import train as run_train
 
-    features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, n_frames=n_frames)
-    params = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "aggregate": aggregate,
-              "n_frames": n_frames, **_parse_params(param or [])}
+    import inspect
+
+    from earshot.detection import detector_class
+
+    # the shared options a detector has no parameter for (e.g. --epochs for gauss) are left out
+    accepted = inspect.signature(detector_class(model)).parameters
+    common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "aggregate": aggregate,
+              "n_frames": n_frames}
+    params = {**{k: v for k, v in common.items() if k in accepted and v is not None}, **_parse_params(param or [])}
+    n_frames = params.get("n_frames", getattr(accepted.get("n_frames"), "default", None))
+    features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                             n_frames=n_frames if isinstance(n_frames, int) and n_frames > 0 else 5)
     with _progress() as progress:
         result = run_train(data, out_dir, model=model, model_params=params, features=features, channel=channel,
-                           group_by=group_by, split_file=split_file, seed=seed, progress=progress)
+                           group_by=group_by, split_file=split_file, seed=seed, progress=progress, labels=labels,
+                           window_s=window_s)
     table = Table(title=f"trained {len(result.groups)} model(s) -> {result.path}")
     for col in ("group", "clips", "threshold", "method", "fitted on", "false alarms (held-out)", "seconds"):
         table.add_column(col)
@@ -155,20 +175,37 @@ def train(
 @app.command()
 def score(
     model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")],
-    files: Annotated[list[Path], typer.Argument(help="Audio files to score.")],
-    fmt: Annotated[str, typer.Option("--format", help="json | csv")] = "json",
+    files: Annotated[list[Path], typer.Argument(help="Audio files and folders to score (folders are walked).")],
+    fmt: Annotated[str, typer.Option("--format", help="json | csv (stdout, without --out)")] = "json",
     group: Annotated[Optional[str], typer.Option(help="Score every file with this group's model.")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Stream the verdicts to this .csv (or .parquet) "
+                        "file; a re-run with the same file skips the files already in it.")] = None,
+    executor: Annotated[Optional[str], typer.Option(help="serial | processes | dask | dask=tcp://HOST:8786 "
+                        "(default: $EARSHOT_EXECUTOR, else processes).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (processes, embedded dask); default: the cores.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Files per task.")] = 128,
+    cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: $EARSHOT_CACHE, else none).")] = None,
 ) -> None:
     """One verdict per file: path, group, score, threshold, is_anomalous."""
-    from earshot.bundle import load_model
+    from earshot.batch import FIELDS, iter_scores, score_to_file
     from earshot.errors import ParameterError
-    from earshot.pipeline import score_files
 
     if fmt not in ("json", "csv"):
         raise ParameterError(f"--format: expected json or csv, got {fmt!r}")
-    model = load_model(model_dir)
+    if out_file is not None:
+        with _progress() as progress:
+            res = score_to_file(model_dir, files, out_file, group=group, executor=executor, workers=workers,
+                                batch_size=batch_size, cache=cache, progress=progress)
+        out.print(f"scored {res.scored} files ({res.anomalous} anomalous, {res.errors} errors) in {res.seconds:.1f} s"
+                  f"{f', skipped {res.skipped} already in the output' if res.skipped else ''} -> {res.out}")
+        if res.errors:
+            err.print(f"earshot: warning: {res.errors} files could not be scored (see the error column), "
+                      f"e.g. {res.first_errors[0]}")
+        return
     with _progress() as progress:
-        rows = score_files(model, files, group=group, progress=progress)
+        rows = [{k: r[k] for k in FIELDS} for batch in iter_scores(
+            model_dir, files, group=group, executor=executor, workers=workers, batch_size=batch_size,
+            cache=cache, progress=progress) for r in batch]
     if fmt == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
@@ -197,19 +234,29 @@ def _metrics_table(report: dict, title: str) -> Table:
 
 @app.command()
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")],
-    data: Annotated[Path, typer.Argument(help="Labelled data (any layout); clips the model trained on are left out.")],
+    paths: Annotated[list[Path], typer.Argument(
+        metavar="MODEL [MODEL...] DATA",
+        help="Model directories written by `earshot train`, then the labelled data (any layout); clips a model "
+             "trained on are left out. Several models: one table on the clips none of them trained on.")],
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label].")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     report_dir: Annotated[Optional[Path], typer.Option(
         "--report", help="Write a self-contained report.html (pictures inside) and report.json into this folder.")] = None,
 ) -> None:
-    """Anomaly-class precision, recall, F1, confusion counts, ROC AUC and pAUC per group."""
+    """Anomaly-class precision, recall, F1, confusion counts, ROC AUC and pAUC per group (or several models compared)."""
     from earshot._fs import atomic_file
     from earshot.bundle import load_model
     from earshot.evaluation.metrics import to_jsonable
     from earshot.pipeline import evaluate as run_evaluate
 
+    if len(paths) < 2:
+        raise typer.BadParameter("expected MODEL [MODEL...] DATA: at least one model and the data",
+                                 param_hint="'MODEL [MODEL...] DATA'")
+    *model_dirs, data = paths
+    if len(model_dirs) > 1:
+        _compare(model_dirs, data, split_file=split_file, json_out=json_out, report_dir=report_dir)
+        return
+    model_dir = model_dirs[0]
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         from earshot.errors import ParameterError
 
@@ -219,8 +266,10 @@ def evaluate(
         report = run_evaluate(model, data, split_file=split_file, progress=progress)
     out.print(_metrics_table(report, f"{model_dir} on {data}"))
     methods = sorted({f"{g['threshold_method']} ({g['threshold_source']})" for g in report["groups"].values()})
-    out.print(f"threshold: {', '.join(methods)}; fitted on normal training clips only. "
-              f"pAUC: {report['definitions']['pauc']}.")
+    f1 = any(str(g["threshold_source"]).endswith("f1") for g in report["groups"].values())
+    out.print(f"threshold: {', '.join(methods)}; " + ("F1-optimal on labelled clips drawn from the training data (asked "
+              "for with threshold f1). " if f1 else "fitted on normal training clips only. ")
+              + f"pAUC: {report['definitions']['pauc']}.")
     if json_out is not None:
         with atomic_file(json_out) as fh:
             json.dump(to_jsonable(report), fh, indent=2)
@@ -230,6 +279,44 @@ def evaluate(
 
         page = write_report(report, model, report_dir, data=data)
         out.print(f"report: {page} (and {page.with_name('report.json')})")
+
+
+def _compare(model_dirs: list[Path], data: Path, *, split_file, json_out, report_dir) -> None:
+    """``evaluate MODEL MODEL... DATA``: every model on the clips none of them trained on, one table."""
+    from earshot._fs import atomic_file
+    from earshot.bundle import load_model
+    from earshot.compare import compare_models
+    from earshot.evaluation.metrics import to_jsonable
+
+    names = [str(p) for p in model_dirs]
+    with _progress() as progress:
+        result = compare_models([(n, load_model(p)) for n, p in zip(names, model_dirs)], data,
+                                split_file=split_file, progress=progress)
+    keys = ("auc", "pauc", "precision", "recall", "f1", "accuracy")
+    table = Table(title=f"{len(names)} models on the same {result['n_clips']} clips of {data} "
+                        f"({result['n_normal']} normal, {result['n_anomaly']} anomaly)")
+    for col in ("group", "model", "AUC", "pAUC", "precision", "recall", "F1", "accuracy", "TP", "FP", "TN", "FN"):
+        table.add_column(col, justify="left" if col in ("group", "model") else "right")
+    for g, per_model in result["groups"].items():
+        for n in names:
+            m = per_model[n]
+            table.add_row(g, n, *(_fmt(m.get(k)) for k in keys), *(str(m.get(k)) for k in ("tp", "fp", "tn", "fn")))
+    for label in ("mean", "hmean"):
+        for n in names:
+            table.add_row(label, n, *(_fmt(result[label][n].get(k)) for k in keys), "", "", "", "")
+    out.print(table)
+    left = "; ".join(f"{n}: {v['trained on by another model']}" for n, v in result["excluded"].items())
+    out.print(f"test set: the labelled clips none of the models trained on (clips left out because another model "
+              f"trained on them: {left}). Each model decides at its own threshold.")
+    if json_out is not None:
+        with atomic_file(json_out) as fh:
+            json.dump(to_jsonable(result), fh, indent=2)
+        out.print(f"report: {json_out}")
+    if report_dir is not None:
+        from earshot.cv_report import write_compare_report
+
+        page = write_compare_report(result, report_dir)
+        out.print(f"report: {page} (and {page.with_name('compare.json')})")
 
 
 # ---------------------------------------------------------------------- info
@@ -253,7 +340,7 @@ def info(
     out.print(f"detector: {first['model']['kind']}  params: {json.dumps(first['model']['params'])}")
     out.print(f"features: log-mel sr={f['sr']} n_fft={f['n_fft']} hop_length={f['hop_length']} n_mels={f['n_mels']} "
               f"n_frames={f['n_frames']} channel={'mean' if f.get('channel') is None else f['channel']}")
-    out.print(f"score: {first['score_direction']}, clip score = {first['aggregate']} of window errors; "
+    out.print(f"score: {first['score_direction']}, clip score = {first['aggregate']} of window scores; "
               f"written by earshot {first['versions']['earshot']} on {first['created_at']}")
     table = Table()
     for col in ("group", "threshold", "method", "fitted on", "train clips", "false alarms (held-out)", "best epoch"):
@@ -265,6 +352,10 @@ def info(
                       str(m["training"].get("n_clips")), _fmt(m["validation"].get("false_alarm_rate"), 2),
                       str(m["fitted"].get("history", {}).get("best_epoch")))
     out.print(table)
+    for g, b in model.bundles.items():  # --model auto: which detector each group got, and why
+        sel = b.manifest["fitted"].get("selection")
+        if sel:
+            out.print(f"{g}: auto chose {sel.get('chosen')}: {sel.get('reason')}")
 
 
 # ---------------------------------------------------------------------- more verbs
@@ -274,6 +365,11 @@ register_all(app, out, err)
 
 
 # ---------------------------------------------------------------------- entry point
+#: Optional top-level packages -> the extra that installs them.
+_EXTRAS = {"torch": "train", "onnx": "train", "matplotlib": "plots", "fastapi": "serve", "uvicorn": "serve",
+           "sqlalchemy": "serve", "sounddevice": "live", "dask": "dask", "distributed": "dask", "pyarrow": "parquet"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (1 for earshot errors, 2 for usage)."""
     try:
@@ -292,6 +388,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(exc, "exit_code", 2))
     except EarshotError as exc:
         sys.stderr.write(f"earshot: error: {exc}\n")
+        return 1
+    except ModuleNotFoundError as exc:  # an optional extra is not installed (e.g. the edge install)
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        sys.stderr.write(f"earshot: error: this command needs {exc.name}, which is not installed: "
+                         f"pip install 'earshot[{extra}]'\n")
         return 1
     except OSError as exc:  # disk full, permission denied...: still one line
         sys.stderr.write(f"earshot: error: {exc}\n")

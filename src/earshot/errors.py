@@ -15,6 +15,8 @@ __all__ = [
     "DatasetError",
     "BundleError",
     "NotFittedError",
+    "EarshotWarning",
+    "ResampleWarning",
 ]
 
 
@@ -40,3 +42,14 @@ class BundleError(EarshotError, OSError):
 
 class NotFittedError(EarshotError, AttributeError):
     """A detector was asked to score before :meth:`fit` was called."""
+
+
+class EarshotWarning(UserWarning):
+    """Base class of earshot's warnings (the library also logs each one)."""
+
+
+class ResampleWarning(EarshotWarning):
+    """A file's sample rate differs from the requested one and the clip was resampled.
+
+    Issued once per ``(file rate, target rate)`` pair per process.
+    """

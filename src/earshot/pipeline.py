@@ -64,6 +64,8 @@ def extract_store(
     channel: int | None = None,
     min_frames: int = 1,
     progress: Progress | None = None,
+    cache=None,
+    executor=None,
 ) -> FrameStore:
     """Decode and turn audio files into log-mel frames held in one buffer.
 
@@ -72,32 +74,83 @@ def extract_store(
 
     Parameters
     ----------
-    paths : sequence of path-like
+    paths : sequence of path-like or (path, start, stop)
+        Whole files, or sample ranges ``[start, stop)`` of a file at ``config.sr`` (windows of a
+        long recording, :func:`long_recording_windows`; a range takes the frames centred in it).
     config : FeatureConfig
     channel : int or None
         Channel to read (None: mean of all channels).
     min_frames : int
         Fewest frames a clip must give (the model's context); a shorter clip is an error
         naming the file.
+    cache : path-like, FeatureCache, False or None
+        On-disk feature cache (:mod:`earshot.cache`; None: ``$EARSHOT_CACHE`` if set).
+    executor : str, Executor or None
+        Where files are decoded (:mod:`earshot.executors`; None: ``$EARSHOT_EXECUTOR``, else
+        in this process); parallel workers write features to disk, read back here in order.
 
     Returns
     -------
     FrameStore
         ``len(paths)`` clips of shape ``(n_mels, n_time_i)``.
     """
-    from earshot.features.extract import file_log_mel
+    from earshot.cache import feature_reader
+    from earshot.timeline import frame_span
 
-    paths = [Path(p) for p in paths]
-    lengths = [_n_time(_expected_samples(p, config.sr), config) for p in paths]
+    items = [(Path(p[0]), p[1], p[2]) if isinstance(p, tuple) else (Path(p), None, None) for p in paths]
+    lengths = [_n_time(_expected_samples(p, config.sr), config) if a is None else int(np.diff(frame_span(a, b, config.hop_length))[0])
+               for p, a, b in items]
     store = FrameStore.allocate(lengths, config.n_mels)
-    for i, path in enumerate(paths):
-        logmel = file_log_mel(path, config, channel=channel, min_frames=min_frames)
+    file_log_mel = feature_reader(items, config, channel=channel, min_frames=min_frames, cache=cache,
+                                  executor=executor, progress=progress)
+    whole: tuple[Path | None, np.ndarray | None] = (None, None)  # a long recording's log-mel, for its windows
+    for i, (path, start, stop) in enumerate(items):
+        if start is None:
+            logmel = file_log_mel(path, config, channel=channel, min_frames=min_frames)
+        else:
+            if whole[0] != path:
+                whole = (path, file_log_mel(path, config, channel=channel))
+            logmel = whole[1][:, slice(*frame_span(start, stop, config.hop_length))]
+            if lengths[i] < min_frames:
+                raise ParameterError(f"window_s: {path} is cut into windows of {lengths[i]} frames; the model needs {min_frames}")
         if logmel.shape[1] != lengths[i]:
             raise EarshotError(f"{path}: decoded length differs from its header ({logmel.shape[1]} vs {lengths[i]} frames)")
         store.frames[store.offsets[i] : store.offsets[i + 1]] = logmel.T
         if progress is not None:
             progress("features", i + 1, len(paths))
     return store
+
+
+# ---------------------------------------------------------------------- long recordings
+#: Training recordings longer than this many seconds are cut into windows (train on one long
+#: normal recording, the AMULET workflow).
+LONG_RECORDING_S = 30.0
+
+
+def long_recording_windows(paths: Sequence[str | os.PathLike], config: FeatureConfig, *, window_s: float = 1.0,
+                           long_s: float = LONG_RECORDING_S) -> list[tuple[Path, int | None, int | None]]:
+    """Training items: ``(path, None, None)`` for a clip; for a recording longer than ``long_s``
+    seconds, ``(path, start, stop)`` for each of its consecutive ``window_s`` windows (samples at
+    ``config.sr``; a last partial window is dropped).
+
+    These are the windows ``earshot detect --window-s`` scores (the same frames), so a model
+    trained on a long recording has its threshold calibrated on windows like the timeline's.
+    A group of one file (one recording, AMULET's way) is cut when longer than two windows:
+    one clip cannot calibrate a threshold.
+    """
+    if not (isinstance(window_s, (int, float)) and math.isfinite(window_s) and window_s > 0):
+        raise ParameterError(f"window_s: expected a positive number of seconds, got {window_s!r}")
+    width = int(round(window_s * config.sr))
+    if len(paths) == 1:
+        long_s = min(long_s, 2 * window_s)
+    items: list[tuple[Path, int | None, int | None]] = []
+    for p in paths:
+        n = _expected_samples(Path(p), config.sr)
+        if n <= long_s * config.sr or n < width:
+            items.append((Path(p), None, None))
+        else:
+            items.extend((Path(p), a, a + width) for a in range(0, n - width + 1, width))
+    return items
 
 
 def _file_list_hash(paths: Sequence[Path]) -> str:
@@ -131,7 +184,41 @@ def _training_groups(records: list[Record], group_by: str, *, uses_labels: bool 
             members.append(r)
     why = "no labelled clips to train on" if uses_labels else "no normal clips to train on"
     skipped = {g: why for g, rs in groups.items() if not rs}
-    return {g: rs for g, rs in groups.items() if rs}, skipped
+    if uses_labels:  # a supervised model needs both classes
+        skipped.update({g: NEED_LABELS for g, rs in groups.items() if rs and len({r.label for r in rs}) < 2})
+    return {g: rs for g, rs in groups.items() if g not in skipped}, skipped
+
+
+#: Why a supervised model cannot train on a group, and what to do about it.
+NEED_LABELS = ("a supervised model needs labelled normal AND anomaly clips in the training split (the default "
+               "split sends every abnormal clip to test): pass --labels CSV (path,label) or --split-file CSV "
+               "(path,split,label) to put labelled clips in training")
+
+
+def apply_labels(records: list[Record], csv_path: str | os.PathLike) -> list[Record]:
+    """Make the clips listed in a labels CSV (``path,label``) training clips with those labels.
+
+    Paths are absolute or relative to the CSV's folder. A listed path that matches no clip,
+    or a row without a label, is an error naming the row.
+    """
+    from dataclasses import replace
+
+    from earshot.datasets.discover import parse_label, read_csv
+
+    csv_path = Path(os.path.abspath(csv_path))
+    if not csv_path.is_file():
+        raise ParameterError(f"labels {str(csv_path)!r} does not exist")
+    by_path = {r.path.resolve(): i for i, r in enumerate(records)}
+    records = list(records)
+    for where, row in read_csv(csv_path, required=("path", "label"), what="labels file"):
+        label = parse_label(row["label"], where=where)
+        if label is None:
+            raise ParameterError(f"{where}: the label is empty (expected 0/1/normal/anomaly)")
+        i = by_path.get((csv_path.parent / row["path"]).resolve())
+        if i is None:
+            raise DatasetError(f"{where}: path {row['path']!r} matches no clip of the data set")
+        records[i] = replace(records[i], split="train", label=label)
+    return records
 
 
 def record_metadata(record: Record) -> dict[str, Any]:
@@ -152,6 +239,8 @@ def train(
     split_file: str | os.PathLike | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    labels: str | os.PathLike | None = None,
+    window_s: float = 1.0,
 ) -> TrainResult:
     """Train one detector per group of ``data`` and write a model set (or one bundle).
 
@@ -173,6 +262,12 @@ def train(
     group_by : {"id", "machine", "none"}
     seed : int
         Seeds the default split and the detector.
+    labels : path-like, optional
+        CSV ``path,label`` (e.g. confirmed or rejected alarms): those clips become training
+        clips with those labels (see :func:`apply_labels`); supervised models need some.
+    window_s : float
+        Recordings longer than :data:`LONG_RECORDING_S` are cut into windows of this length
+        (:func:`long_recording_windows`); use the ``window_s`` of ``earshot detect``.
 
     Returns
     -------
@@ -198,7 +293,11 @@ def train(
 
     data = Path(data)
     records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
+    if labels is not None:
+        records = apply_labels(records, labels)
     groups, skipped = _training_groups(records, group_by, uses_labels=cls.uses_labels)
+    if not groups and cls.uses_labels:
+        raise DatasetError(f"{data}: nothing to train {model} on: {NEED_LABELS}")
     if not groups:
         what = "labelled clips" if cls.uses_labels else "normal clips"
         raise DatasetError(f"{data}: no {what} to train on (found {len(records)} clips, none in a training split)")
@@ -218,7 +317,11 @@ def train(
                 if progress:
                     progress(f"{stage} features", done, total)
 
-            store = extract_store(paths, features, channel=channel, min_frames=min_frames, progress=feat_progress)
+            items = long_recording_windows(paths, features, window_s=window_s)
+            if len(items) > len(paths):  # long recordings were cut into windows: one record per window
+                by_path = {r.path: r for r in recs}
+                recs = [by_path[p] for p, _, _ in items]
+            store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
             detector = cls(**params)
 
             def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
@@ -234,13 +337,19 @@ def train(
                 "data_root": str(data.resolve()),
                 "n_clips": len(paths),
                 "n_frames_total": int(len(store.frames)),
+                "n_windows": len(items),
+                "window_s": window_s if len(items) > len(paths) else None,
+                "clip_s": round(float(np.median(store.lengths)) * features.hop_length / features.sr, 3),
                 "files": sorted(str(p.resolve()) for p in paths),
                 "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
                 "seed": seed,
                 "fit_seconds": round(time.perf_counter() - started, 3),
             }
             validation = {
-                "kind": "held-out normal clips" if detector.threshold_source_ == "validation" else "training clips (in-sample)",
+                "kind": {"validation": "held-out normal clips",
+                         "validation-f1": "held-out labelled clips (F1-optimal, asked for)",
+                         "cross-fit": "training clips, each scored by a model fitted without it"}.get(
+                             detector.threshold_source_, "training clips (in-sample)"),
                 "n_normal": int(calib.size),
                 "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
             }
@@ -367,6 +476,9 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
             threshold_method=bundle.manifest["threshold"].get("method"),
             threshold_source=bundle.manifest["threshold"].get("source"),
         )
+        selection = bundle.manifest.get("fitted", {}).get("selection")
+        if selection:  # --model auto: which detector this group got, and why
+            metrics["auto_choice"] = {"chosen": selection.get("chosen"), "reason": selection.get("reason")}
         metrics["clips"] = [
             {"path": str(r.path), "label": int(r.label), "score": float(s), "domain": r.domain}
             for r, s in zip(recs, scores)

@@ -43,6 +43,8 @@ TOP_K = 5
 _SOURCES = {
     "validation": "fitted on held-out normal clips",
     "train": "fitted on training clips, in-sample",
+    "validation-f1": "F1-optimal on the labelled validation split (asked for with --threshold f1)",
+    "train-f1": "F1-optimal on the labelled training clips (asked for with --threshold f1)",
 }
 
 
@@ -316,7 +318,8 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
         if "training" in figs:
             hist = bundle.manifest["fitted"]["history"]
             has_val = any(v is not None for v in hist.get("val_loss", []))
-            caption = ("Loss on the training clips and val_loss on held-out normal clips per epoch; the weights of "
+            held_out = "a held-out validation split" if bundle.manifest["model"]["kind"] == "cnn" else "held-out normal clips"
+            caption = (f"Loss on the training clips and val_loss on {held_out} per epoch; the weights of "
                        f"epoch {hist.get('best_epoch')} (lowest val_loss) were kept." if has_val else
                        "Loss on the training clips per epoch (too few clips to hold any out: no val_loss); the "
                        "weights of the last epoch were kept.")

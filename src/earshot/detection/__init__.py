@@ -28,6 +28,12 @@ __all__ = [
 #: Model kind (as in ``earshot train --model``) -> "module:Class".
 DETECTORS: dict[str, str] = {
     "dense-ae": "earshot.detection.autoencoder:AutoencoderDetector",
+    "gauss": "earshot.detection.frugal:GaussianDetector",
+    "knn": "earshot.detection.frugal:KnnDetector",
+    "embed": "earshot.detection.embed:EmbedDetector",
+    "auto": "earshot.detection.auto:AutoDetector",
+    "lstm-ae": "earshot.detection.lstm_autoencoder:LstmAutoencoderDetector",
+    "cnn": "earshot.detection.cnn:CNNDetector",
 }
 
 

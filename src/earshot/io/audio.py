@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from earshot.errors import AudioError, ParameterError
+from earshot.errors import AudioError, ParameterError, ResampleWarning
 
 __all__ = [
     "AudioInfo",
@@ -46,11 +46,7 @@ _SF_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSError, E
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
-class ResampleWarning(UserWarning):
-    """A file's sample rate differs from the requested one and the clip was resampled.
 
-    Issued once per ``(file rate, target rate)`` pair per process.
-    """
 
 
 _warned_rates: set[tuple[int, int]] = set()
