@@ -104,20 +104,28 @@ def bench_train_memory(n_clips: int) -> None:
         t = time.perf_counter()
         _write_clips(tmp / "data" / "normal", n_clips, seed=3)
         print(f"wrote {n_clips} ten-second clips in {time.perf_counter() - t:.1f} s")
-        earshot = Path(sys.executable).parent / "earshot"
+        # The child reports its own VmHWM (peak resident set of its address space): ru_maxrss of
+        # children is inherited across fork+exec and would count this process's peak too.
+        code = ("import sys\nfrom earshot.cli import main\nrc = main(sys.argv[1:])\n"
+                "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)\n"
+                "sys.exit(rc)\n")
         t = time.perf_counter()
-        subprocess.run([str(earshot), "train", str(tmp / "data"), "--out", str(tmp / "model"), "--epochs", "1"],
-                       check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-c", code, "train", str(tmp / "data"), "--out", str(tmp / "model"),
+                               "--epochs", "1"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         dt = time.perf_counter() - t
-        print(f"earshot train on {n_clips} clips, 1 epoch: {dt:.1f} s, "
-              f"peak RSS {_peak_rss_mb(resource.RUSAGE_CHILDREN):.0f} MB")
+        peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+        print(f"earshot train on {n_clips} clips, 1 epoch: {dt:.1f} s, peak RSS (VmHWM) {peak_mb:.0f} MB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=400, help="files to score")
     parser.add_argument("--train-clips", type=int, default=5000, help="clips for the training-memory run (0: skip)")
+    parser.add_argument("--memory-only", action="store_true", help="only the training-memory run")
     args = parser.parse_args()
+    if args.memory_only:
+        bench_train_memory(args.train_clips)
+        return
     import torch
 
     print(f"cores: {os.cpu_count()}, torch threads: {torch.get_num_threads()}")

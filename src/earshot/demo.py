@@ -90,7 +90,7 @@ def run_demo(
         shutil.rmtree(data)  # a demo folder is ours to rewrite
     out.mkdir(parents=True, exist_ok=True)
     manifest = synthesize(data, machines=tuple(machines), n_ids=n_ids, n_normal=n_normal,
-                          n_abnormal=n_abnormal, seed=seed)
+                          n_abnormal=n_abnormal, seed=seed, n_jobs=-1)
     train(data, model_dir, model_params={"epochs": epochs}, seed=seed, progress=progress)
     model = load_model(model_dir)
     report = evaluate(model, data, progress=progress)

@@ -21,7 +21,7 @@ __all__ = ["Bundle"]
 log = logging.getLogger(__name__)
 
 #: Windows per ONNX call.
-_CHUNK_WINDOWS = 32768
+_CHUNK_WINDOWS = 8192
 
 
 class Bundle(Detector):

@@ -32,6 +32,7 @@ def register(app: typer.Typer, out, err) -> None:
         fault_at: Annotated[float, typer.Option(help="With --long: when the fault starts (s).")] = 60.0,
         fault_until: Annotated[Optional[float], typer.Option(help="With --long: when the fault stops (s); default: never.")] = None,
         severity: Annotated[float, typer.Option(help="With --long: fault severity in [0, 1].")] = 0.8,
+        jobs: Annotated[int, typer.Option(help="Worker processes (-1: all cores); the bytes do not depend on it.")] = -1,
     ) -> None:
         """Synthetic machine sounds with labelled faults and known ground truth."""
         from earshot import synth as S
@@ -48,5 +49,5 @@ def register(app: typer.Typer, out, err) -> None:
             return
         manifest = S.synthesize(out_dir, machines=_machines(machines), n_ids=ids, n_normal=normal,
                                 n_abnormal=abnormal, snr_db=snr_db, duration_s=duration_s, sr=sr, seed=seed,
-                                domain_shift=domain_shift)
+                                domain_shift=domain_shift, n_jobs=jobs)
         out.print(f"wrote {out_dir} (manifest: {manifest})")
