@@ -2,31 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-
-@contextlib.contextmanager
-def _progress(err):
-    """A transient progress bar on stderr when it is a terminal; else nothing."""
-    if not err.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 def register(app: typer.Typer, out, err) -> None:
@@ -43,9 +22,10 @@ def register(app: typer.Typer, out, err) -> None:
         """Pictures of a data set: clip counts, level checks, waveforms, spectrograms, mean spectra."""
         from rich.table import Table
 
+        from earshot.cli import _progress
         from earshot.explore import explore as run_explore
 
-        with _progress(err) as progress:
+        with _progress() as progress:
             summary = run_explore(data, out_dir, max_clips=max_clips, n_examples=examples, sr=sr, n_mels=n_mels,
                                   channel=channel, progress=progress)
         table = Table(title=f"{summary['n_clips']} clips in {data}")
