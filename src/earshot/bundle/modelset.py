@@ -13,7 +13,7 @@ from typing import Any
 
 from earshot.bundle.format import FORMAT_VERSION, INDEX, MANIFEST, check_format, read_json
 from earshot.bundle.scorer import Bundle
-from earshot.errors import BundleError, ParameterError
+from earshot.errors import AudioError, BundleError, ParameterError
 
 __all__ = ["ModelSet", "load_model", "group_dirname", "write_index"]
 
@@ -83,6 +83,8 @@ class ModelSet:
 
     def bundle_for(self, path: str | os.PathLike, group: str | None = None) -> tuple[str, Bundle]:
         """The (group, bundle) that scores ``path``; ``group`` overrides the layout parsing."""
+        if not Path(path).exists():
+            raise AudioError(f"{path}: no such file")
         if group is not None:
             if group not in self.bundles:
                 raise ParameterError(f"group: expected one of {', '.join(self.groups)}, got {group!r}")
