@@ -156,12 +156,6 @@ class AutoDetector(Detector):
         self.aggregate = aggregate
         self.random_state = random_state
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {"candidates": self.candidates, "holdout_fraction": self.holdout_fraction,
-                "threshold": self.threshold, "epochs": self.epochs, "batch_size": self.batch_size,
-                "n_frames": self.n_frames, "aggregate": self.aggregate, "random_state": self.random_state}
-
     def _candidate_kinds(self) -> list[str]:
         from earshot.detection import DETECTORS, detector_class
 

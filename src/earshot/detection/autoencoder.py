@@ -135,22 +135,6 @@ class AutoencoderDetector(Detector):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {
-            "n_frames": self.n_frames,
-            "hidden": self.hidden,
-            "n_layers": self.n_layers,
-            "bottleneck": self.bottleneck,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "validation_fraction": self.validation_fraction,
-            "aggregate": self.aggregate,
-            "threshold": self.threshold,
-            "random_state": self.random_state,
-        }
-
     def _validate_params(self) -> ThresholdSpec:
         for name in ("n_frames", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"):
             value = getattr(self, name)

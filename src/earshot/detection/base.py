@@ -18,6 +18,7 @@ Conventions (pinned by ``tests/test_detector_contract.py``):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -94,6 +95,11 @@ class Detector:
     def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         """Anomaly score per clip, shape ``(n_clips,)``; higher = more anomalous."""
         raise NotImplementedError
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's keyword parameters and their values (JSON-safe), in signature order."""
+        params = inspect.signature(type(self)).parameters
+        return {name: getattr(self, name) for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):

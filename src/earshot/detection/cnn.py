@@ -234,10 +234,6 @@ class CNNDetector(Detector):
                "random_state")
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
     @property
     def _hop(self) -> int:
         return int(self.hop_frames) if self.hop_frames is not None else max(1, int(self.n_frames) // 2)

@@ -202,10 +202,6 @@ class EmbedDetector(Detector):
                "crops_per_clip", "margin", "scale", "n_neighbors", "selective", "validation_fraction", "threshold",
                "n_frames", "random_state")
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {name: getattr(self, name) for name in self._PARAMS}
-
     def _validate_params(self) -> ThresholdSpec:
         from earshot.models.embed import MIN_TIME
 

@@ -350,11 +350,6 @@ class _ClipStatsDetector(Detector):
         self.n_frames = n_frames
         self.random_state = random_state
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {"n_bands": self.n_bands, "selective": self.selective, "threshold": self.threshold,
-                "n_frames": self.n_frames, "random_state": self.random_state}
-
     def _validate_params(self) -> ThresholdSpec:
         _check_int("n_bands", self.n_bands, 1)
         _check_int("n_frames", self.n_frames, MIN_FRAMES)
@@ -564,9 +559,6 @@ class GaussianDetector(_ClipStatsDetector):
                          random_state=random_state)
         self.shrinkage = shrinkage
 
-    def get_params(self) -> dict[str, Any]:
-        return {"shrinkage": self.shrinkage, **super().get_params()}
-
     def _validate_params(self) -> ThresholdSpec:
         if self.shrinkage != "ledoit-wolf":
             ok = isinstance(self.shrinkage, (int, float, np.floating)) and not isinstance(self.shrinkage, bool)
@@ -614,9 +606,6 @@ class KnnDetector(_ClipStatsDetector):
         super().__init__(n_bands=n_bands, selective=selective, threshold=threshold, n_frames=n_frames,
                          random_state=random_state)
         self.n_neighbors = n_neighbors
-
-    def get_params(self) -> dict[str, Any]:
-        return {"n_neighbors": self.n_neighbors, **super().get_params()}
 
     def _validate_params(self) -> ThresholdSpec:
         _check_int("n_neighbors", self.n_neighbors, 1)

@@ -123,12 +123,6 @@ class LstmAutoencoderDetector(Detector):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-safe)."""
-        return {name: getattr(self, name) for name in (
-            "n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size",
-            "learning_rate", "validation_fraction", "aggregate", "threshold", "random_state")}
-
     def _validate_params(self) -> ThresholdSpec:
         for name in ("n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size"):
             value = getattr(self, name)
