@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from earshot.detection.aggregate import aggregate
 from earshot.errors import NotFittedError, ParameterError
 
-__all__ = ["Detector", "check_clips"]
+__all__ = ["Detector", "TorchGraphDetector", "check_clips"]
 
 
 def check_clips(X: Sequence[np.ndarray], *, min_time: int = 1, name: str = "X") -> list[np.ndarray]:
@@ -115,3 +116,66 @@ class Detector:
     def predict(self, X: Sequence[np.ndarray]) -> np.ndarray:
         """0 (normal) or 1 (anomaly) per clip, shape ``(n_clips,)``, int64."""
         return (self.decision_function(X) > 0).astype(np.int64)
+
+    # ------------------------------------------------------------------ what a bundle keeps
+    def _fitted_common(self) -> dict[str, Any]:
+        """The fitted state every detector records in its bundle (JSON-safe)."""
+        return {
+            "threshold": self.threshold_,
+            "threshold_source": self.threshold_source_,
+            "n_train_clips": self.n_train_clips_,
+            "n_calibration_clips": self.n_calibration_clips_,
+            "n_mels": self.n_mels_,
+            "calibration_scores": [float(s) for s in self.calibration_scores_],
+            "train_scores": [float(s) for s in self.train_scores_],
+            "history": self.history_,
+        }
+
+    def _restore_common(self, state: dict[str, Any], *, default_source: str = "train") -> None:
+        """Set the attributes :meth:`_fitted_common` recorded, from a bundle's fitted state."""
+        self.n_mels_ = int(state["n_mels"])
+        self.history_ = state.get("history", {})
+        self.threshold_source_ = state.get("threshold_source", default_source)
+        self.n_train_clips_ = int(state.get("n_train_clips", 0))
+        self.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
+        self.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
+        self.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
+        self.threshold_ = float(state["threshold"])
+
+
+class TorchGraphDetector(Detector):
+    """A detector whose fitted network ``model_`` is itself the scoring graph.
+
+    ``model_`` maps log-mel ``(batch, n_time, n_mels)`` to window scores ``(batch, n_windows)``
+    with the normalisation buffers ``mean`` and ``inv_std`` inside; subclasses provide
+    ``_build(n_mels, mean, std)`` and ``window_scores``.
+    """
+
+    aggregate: str
+
+    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
+        """Clip scores, shape ``(n_clips,)``: the aggregate of each clip's window scores."""
+        self._check_fitted()
+        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X)])
+
+    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def scoring_module(self):
+        """The torch scoring graph (eval mode): log-mel ``(batch, n_time, n_mels)`` -> ``(batch, n_windows)``."""
+        self._check_fitted()
+        return self.model_.eval()
+
+    def state_dict(self) -> dict:
+        """Weights of the scoring graph (network and normalisation buffers)."""
+        self._check_fitted()
+        return self.model_.state_dict()
+
+    def _load_graph(self, n_mels: int, weights: dict) -> None:
+        """Rebuild ``model_`` (and ``mean_``, ``std_``) from a bundle's weights."""
+        model = self._build(n_mels, np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32))
+        model.load_state_dict(weights)
+        model.eval()
+        self.model_ = model
+        self.mean_ = model.mean.numpy().copy()
+        self.std_ = (1.0 / model.inv_std).numpy().copy()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.base import Detector
+from earshot.detection.base import TorchGraphDetector
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -118,7 +118,7 @@ def f1_optimal_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     return best_t
 
 
-class CNNDetector(Detector):
+class CNNDetector(TorchGraphDetector):
     """Supervised residual CNN on log-mel patches with attention pooling.
 
     Parameters
@@ -439,35 +439,14 @@ class CNNDetector(Detector):
             raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {store.n_mels}")
         return self._window_probs(self.model_, store, np.arange(len(store)))
 
-    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        """Clip scores ``(n_clips,)``: the aggregate of each clip's patch probabilities."""
-        self._check_fitted()
-        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X)])
-
     # ------------------------------------------------------------------ export
-    def scoring_module(self):
-        """The torch scoring graph (eval mode): log-mel ``(batch, n_time, n_mels)`` -> ``(batch, n_windows)``."""
-        self._check_fitted()
-        return self.model_.eval()
-
-    def state_dict(self) -> dict:
-        """Weights of the scoring graph (network and normalisation buffers)."""
-        self._check_fitted()
-        return self.model_.state_dict()
-
     def fitted_state(self) -> dict[str, Any]:
         """What a bundle records of the fitted detector (JSON-safe)."""
         self._check_fitted()
         return {
-            "threshold": self.threshold_,
-            "threshold_source": self.threshold_source_,
-            "n_train_clips": self.n_train_clips_,
-            "n_calibration_clips": self.n_calibration_clips_,
-            "n_mels": self.n_mels_,
+            **self._fitted_common(),
             "class_counts": self.class_counts_,
             "windows": {"n_frames": int(self.n_frames), "hop_frames": self._hop, "score": "anomaly probability"},
-            "calibration_scores": [float(s) for s in self.calibration_scores_],
-            "train_scores": [float(s) for s in self.train_scores_],
             "validation_scores": [float(s) for s in self.validation_scores_],
             "history": _jsonable_history(self.history_),
         }
@@ -476,23 +455,10 @@ class CNNDetector(Detector):
     def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "CNNDetector":
         """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
         det = cls(**params)
-        n_mels = int(state["n_mels"])
-        model = det._build(n_mels, np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32))
-        model.load_state_dict(weights)
-        model.eval()
-        det.model_ = model
-        det.n_mels_ = n_mels
-        det.mean_ = model.mean.numpy().copy()
-        det.std_ = (1.0 / model.inv_std).numpy().copy()
-        det.history_ = state.get("history", {})
-        det.threshold_source_ = state.get("threshold_source", "train")
-        det.n_train_clips_ = int(state.get("n_train_clips", 0))
-        det.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
+        det._restore_common(state)
+        det._load_graph(det.n_mels_, weights)
         det.class_counts_ = dict(state.get("class_counts", {}))
-        det.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
         det.validation_scores_ = np.asarray(state.get("validation_scores", []), dtype=np.float64)
-        det.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
-        det.threshold_ = float(state["threshold"])
         return det
 
 

@@ -431,39 +431,25 @@ class EmbedDetector(Detector):
         """What a bundle records of the fitted detector (JSON-safe)."""
         self._check_fitted()
         return {
-            "threshold": self.threshold_,
-            "threshold_source": self.threshold_source_,
-            "n_train_clips": self.n_train_clips_,
-            "n_calibration_clips": self.n_calibration_clips_,
-            "n_mels": self.n_mels_,
+            **self._fitted_common(),
             "domains": self.domain_counts_,
             "targets": self.targets_,
             "knn": self.knn_.state(),
-            "calibration_scores": [float(s) for s in self.calibration_scores_],
-            "train_scores": [float(s) for s in self.train_scores_],
-            "history": self.history_,
         }
 
     @classmethod
     def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "EmbedDetector":
         """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
         det = cls(**params)
-        n_mels = int(state["n_mels"])
+        det._restore_common(state)
+        n_mels = det.n_mels_
         net = det._build_net(n_mels, np.zeros(n_mels, np.float32), np.ones(n_mels, np.float32))
         net.load_state_dict({k[len("encoder."):]: v for k, v in weights.items() if k.startswith("encoder.")})
         net.eval()
         det.net_ = net
-        det.n_mels_ = n_mels
         det.mean_ = net.mean.numpy().copy()
         det.std_ = (1.0 / net.inv_std).numpy().copy()
         det.knn_ = DomainKnn.from_state(state["knn"], weights, "head.")
         det.targets_ = state.get("targets", {})
         det.domain_counts_ = dict(state.get("domains", {}))
-        det.history_ = state.get("history", {})
-        det.threshold_source_ = state.get("threshold_source", "train")
-        det.n_train_clips_ = int(state.get("n_train_clips", 0))
-        det.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
-        det.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
-        det.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
-        det.threshold_ = float(state["threshold"])
         return det

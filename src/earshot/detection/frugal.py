@@ -478,15 +478,8 @@ class _ClipStatsDetector(Detector):
         """What a bundle records of the fitted detector (JSON-safe)."""
         self._check_fitted()
         return {
-            "threshold": self.threshold_,
-            "threshold_source": self.threshold_source_,
-            "n_train_clips": self.n_train_clips_,
-            "n_calibration_clips": self.n_calibration_clips_,
-            "n_mels": self.n_mels_,
+            **self._fitted_common(),
             "domains": self.domain_counts_,
-            "calibration_scores": [float(s) for s in self.calibration_scores_],
-            "train_scores": [float(s) for s in self.train_scores_],
-            "history": self.history_,
             "head": self.head_.state(),
         }
 
@@ -494,18 +487,11 @@ class _ClipStatsDetector(Detector):
     def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict):
         """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
         det = cls(**params)
-        det.n_mels_ = int(state["n_mels"])
+        det._restore_common(state, default_source=CROSS_FIT)
         det.center_ = weights["encoder.1.center"].double().numpy()
         det.scale_ = 1.0 / weights["encoder.1.inv_scale"].double().numpy()
         det.head_ = det._new_head().from_state(state["head"], weights, "head.")
         det.domain_counts_ = dict(state.get("domains", {}))
-        det.history_ = state.get("history", {})
-        det.threshold_source_ = state.get("threshold_source", CROSS_FIT)
-        det.n_train_clips_ = int(state.get("n_train_clips", 0))
-        det.n_calibration_clips_ = int(state.get("n_calibration_clips", 0))
-        det.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
-        det.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
-        det.threshold_ = float(state["threshold"])
         return det
 
 
