@@ -1,0 +1,218 @@
+"""Audio sources that feed a :class:`~earshot.stream.ring.RingBuffer`: :class:`FileSource`
+(a file, at real-time pace or as fast as it is taken) and :class:`DeviceSource` (a sound card
+through sounddevice, the ``live`` extra), plus :func:`list_input_devices`.
+
+A source has ``sr``, ``start(ring)``, ``stop()`` and ``error`` (an exception raised in its
+producer thread, re-raised by :func:`earshot.stream.monitor`). sounddevice is imported only
+when a device is listed, probed or opened; soundfile only when a file is read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot.errors import AudioError, EarshotError, ParameterError
+from earshot.stream.ring import RingBuffer
+
+__all__ = ["FileSource", "DeviceSource", "list_input_devices"]
+
+
+def _mono(block: np.ndarray, channel: int | None) -> np.ndarray:
+    if block.ndim == 1:
+        return block
+    return block[:, channel] if channel is not None else block.mean(axis=1, dtype=np.float32)
+
+
+class FileSource:
+    """An audio file as a stream: blocks at real-time pace (or as fast as they are taken).
+
+    Parameters
+    ----------
+    path : path-like
+    sr : int
+        Rate to deliver (the model's). A file at another rate is decoded and resampled whole
+        (memory grows with the file); one at this rate is read block by block.
+    channel : int or None
+        Channel to use; None averages the channels.
+    blocksize : int
+        Samples per block (a sound card's period: 1024 samples = 64 ms at 16 kHz).
+    realtime : bool
+        Deliver at the pace of the audio (``listen --input``); False: as fast as possible
+        (``--fast``).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, sr: int, channel: int | None = None, blocksize: int = 1024,
+                 realtime: bool = True):
+        from earshot.io.audio import info
+
+        self.path = Path(path)
+        self.meta = info(self.path)  # AudioError for a missing, unreadable or truncated file
+        if channel is not None and not 0 <= channel < self.meta.channels:
+            raise ParameterError(f"{self.path}: channel={channel} is out of range: the file has "
+                                 f"{self.meta.channels} channel(s)")
+        if self.meta.frames == 0:
+            raise AudioError(f"{self.path}: no samples")
+        self.sr = int(sr)
+        self.channel = channel
+        self.blocksize = int(blocksize)
+        self.realtime = bool(realtime)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.t0: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.meta.duration_s
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The file as mono float32 blocks at :attr:`sr` (no pacing)."""
+        if self.meta.sr != self.sr:
+            from earshot.io.audio import load
+
+            y, _ = load(self.path, sr=self.sr, channel=self.channel)
+            for i in range(0, y.size, self.blocksize):
+                yield y[i : i + self.blocksize]
+            return
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(str(self.path)) as f:
+                while True:
+                    block = f.read(self.blocksize, dtype="float32", always_2d=True)
+                    if not len(block):
+                        break
+                    yield _mono(block, self.channel)
+        except (RuntimeError, sf.SoundFileError) as exc:
+            raise AudioError(f"{self.path}: cannot be read ({exc})") from None
+
+    def start(self, ring: RingBuffer) -> None:
+        """Feed ``ring`` from a thread; close it at the end of the file."""
+
+        def run() -> None:
+            t0 = self.t0 = time.perf_counter()  # sample i "arrives" at t0 + (i + 1) / sr
+            sent = 0
+            try:
+                for block in self.blocks():
+                    if self._stop.is_set():
+                        break
+                    if self.realtime:  # a block is delivered once its last sample has "arrived"
+                        delay = t0 + (sent + block.size) / self.sr - time.perf_counter()
+                        if delay > 0 and self._stop.wait(delay):
+                            break
+                    ring.write(block, wait=True)
+                    sent += block.size
+            except BaseException as exc:  # reported by monitor() in the consumer thread
+                self.error = exc
+            finally:
+                ring.close()
+
+        self._thread = threading.Thread(target=run, name="earshot-file-source", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _sounddevice():
+    """Import sounddevice, turning every way it can be missing into one clear line."""
+    try:
+        import sounddevice as sd
+    except ImportError:
+        raise EarshotError("live input needs the sounddevice package: pip install 'earshot[live]' "
+                           "(or stream a file with --input FILE)") from None
+    except OSError as exc:  # sounddevice is there, the PortAudio library is not
+        raise EarshotError(f"live input needs the PortAudio library ({exc}): install Debian's libportaudio2 "
+                           "(apt-get install libportaudio2), or stream a file with --input FILE") from None
+    return sd
+
+
+def list_input_devices() -> list[dict[str, Any]]:
+    """Input devices PortAudio sees: ``index, name, channels, default_sr, default``."""
+    sd = _sounddevice()
+    try:
+        devices = sd.query_devices()
+        default_in = sd.default.device[0] if sd.default.device is not None else -1
+    except Exception as exc:  # PortAudioError and friends
+        raise EarshotError(f"cannot list audio devices ({exc})") from None
+    return [{"index": i, "name": d["name"], "channels": int(d["max_input_channels"]),
+             "default_sr": float(d["default_samplerate"]), "default": i == default_in}
+            for i, d in enumerate(devices) if d["max_input_channels"] > 0]
+
+
+class DeviceSource:
+    """A sound card input through sounddevice (PortAudio), delivered into a ring buffer.
+
+    Parameters
+    ----------
+    device : int, str or None
+        PortAudio device index or name; None: the default input.
+    sr : int
+        Rate to open the device at (the model's).
+    channel : int or None
+        Channel to use; None averages the device's channels.
+    blocksize : int
+        Samples per callback.
+    """
+
+    def __init__(self, device: int | str | None, *, sr: int, channel: int | None = None, blocksize: int = 1024):
+        self.device = device
+        self.sr = int(sr)
+        self.channel = channel
+        self.blocksize = int(blocksize)
+        self.realtime = True
+        self._stream = None
+        self.error: BaseException | None = None
+        self.status_flags = 0
+
+    def probe(self) -> dict[str, Any]:
+        """Check that the device exists and has input channels (one clear line if not)."""
+        sd = _sounddevice()
+        try:
+            info = sd.query_devices(self.device, kind="input")
+        except Exception as exc:  # ValueError / PortAudioError: no such (input) device
+            what = "no audio input device found" if self.device is None else f"no input device {self.device!r}"
+            raise EarshotError(f"{what} ({str(exc).strip() or type(exc).__name__}); "
+                               "see `earshot listen --list-devices`, or stream a file with --input FILE") from None
+        n_ch = int(info["max_input_channels"])
+        if n_ch < 1:
+            raise EarshotError(f"device {info['name']!r} has no input channels; see `earshot listen --list-devices`")
+        if self.channel is not None and not 0 <= self.channel < n_ch:
+            raise ParameterError(f"channel={self.channel} is out of range: device {info['name']!r} has {n_ch} input channel(s)")
+        return dict(info)
+
+    def start(self, ring: RingBuffer) -> None:
+        sd = _sounddevice()
+        info = self.probe()
+        n_ch = int(info["max_input_channels"])
+        channels = n_ch if self.channel is not None or n_ch <= 2 else 1
+
+        def callback(indata, frames, time_info, status) -> None:  # PortAudio's thread: no waiting here
+            if status:
+                self.status_flags += 1
+            ring.write(_mono(indata, self.channel if channels > 1 else None) if indata.ndim == 2 and indata.shape[1] > 1
+                       else indata.reshape(-1))
+
+        try:
+            self._stream = sd.InputStream(device=self.device, samplerate=self.sr, channels=channels, dtype="float32",
+                                          blocksize=self.blocksize, callback=callback)
+            self._stream.start()
+        except Exception as exc:
+            raise EarshotError(f"cannot open input device {info['name']!r} at {self.sr} Hz ({exc})") from None
+
+    def stop(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            finally:
+                self._stream = None
