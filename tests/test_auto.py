@@ -147,3 +147,7 @@ def test_real_dcase2023_clips_with_auto_gauss_and_knn(shared_data, tmp_path):
             sel = model.bundles["ToyCar"].manifest["fitted"]["selection"]
             assert sel["chosen"] == "gauss" and "too few" in sel["reason"]
             assert report["groups"]["ToyCar"]["auto_choice"]["chosen"] == "gauss", "the report says what auto chose"
+            from earshot.report import render_html
+
+            page = render_html(report, model, data=data)
+            assert "<b>auto chose gauss</b>" in page and "too few" in page, "and so does the HTML page"

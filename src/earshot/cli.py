@@ -101,6 +101,26 @@ def _fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def _domain_table(groups: dict, summaries: dict, models: list[str], title: str, keys=None) -> Table | None:
+    """Per (group, domain) rows of the per-domain metrics (DCASE 2022+ counting); None without domains."""
+    from earshot.domain_tables import DOMAIN_COLUMNS, domain_rows
+
+    rows = domain_rows(groups, summaries, models)
+    if not rows:
+        return None
+    cols = [c for c in DOMAIN_COLUMNS if keys is None or c[0] in keys]
+    table = Table(title=title)
+    table.add_column("group")
+    table.add_column("domain")
+    for n in models:
+        for _, h in cols:
+            table.add_column(f"{h} {n}" if len(models) > 1 else h, justify="right")
+    for g, d, cells in rows:
+        table.add_row(g, d, *(_fmt((cells.get(n) or {}).get(k)) if k in (cells.get(n) or {}) else ""
+                              for n in models for k, _ in cols))
+    return table
+
+
 # ---------------------------------------------------------------------- train
 def _parse_params(items: list[str]) -> dict:
     """``["hidden=64", "lr=1e-3", "flag=true"]`` -> typed dict (JSON literals, else strings)."""
@@ -265,6 +285,10 @@ def evaluate(
     with _progress() as progress:
         report = run_evaluate(model, data, split_file=split_file, progress=progress)
     out.print(_metrics_table(report, f"{model_dir} on {data}"))
+    by_domain = _domain_table({n: {"model": g} for n, g in report["groups"].items()}, {"model": report.get("domains", {})},
+                              ["model"], "per domain (normal clips of the domain vs every anomaly of the group)")
+    if by_domain is not None:
+        out.print(by_domain)
     methods = sorted({f"{g['threshold_method']} ({g['threshold_source']})" for g in report["groups"].values()})
     f1 = any(str(g["threshold_source"]).endswith("f1") for g in report["groups"].values())
     out.print(f"threshold: {', '.join(methods)}; " + ("F1-optimal on labelled clips drawn from the training data (asked "
@@ -305,6 +329,10 @@ def _compare(model_dirs: list[Path], data: Path, *, split_file, json_out, report
         for n in names:
             table.add_row(label, n, *(_fmt(result[label][n].get(k)) for k in keys), "", "", "", "")
     out.print(table)
+    by_domain = _domain_table(result["groups"], result.get("domains", {}), names,
+                              "per domain (normal clips of the domain vs every anomaly of the group)", keys=("auc", "pauc"))
+    if by_domain is not None:
+        out.print(by_domain)
     left = "; ".join(f"{n}: {v['trained on by another model']}" for n, v in result["excluded"].items())
     out.print(f"test set: the labelled clips none of the models trained on (clips left out because another model "
               f"trained on them: {left}). Each model decides at its own threshold.")

@@ -39,8 +39,11 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
         ``models`` (names), ``n_clips`` (the common test set), ``excluded`` (per model: why
         clips were left out, and ``trained on by another model``), ``groups: {group: {model:
         metrics}}``, ``mean`` / ``hmean: {model: {...}}``, ``clips`` (path, group, label and
-        each model's score) and ``definitions``.
+        each model's score) and ``definitions``; with source and target clips, each group's
+        model metrics hold ``domains`` and the result ``domains: {model: {domain: {"mean",
+        "hmean"}}}`` (:mod:`earshot.evaluation.domains`).
     """
+    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_metrics, domain_summary
     from earshot.evaluation.metrics import evaluate_scores, summarize
     from earshot.pipeline import evaluation_records
 
@@ -93,8 +96,14 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
             thr = np.unique(thresholds[name][idx])
             if len(thr) != 1:  # pragma: no cover - a machine/id group is always one bundle
                 raise DatasetError(f"{name}: group {g} is scored by several bundles")
-            groups[g][name] = evaluate_scores(labels[idx], scores[name][idx], float(thr[0]), max_fpr=max_fpr)
+            m = evaluate_scores(labels[idx], scores[name][idx], float(thr[0]), max_fpr=max_fpr)
+            domains = domain_metrics(labels[idx], scores[name][idx], [recs[i].domain for i in idx], float(thr[0]),
+                                     max_fpr=max_fpr)
+            if domains:
+                m["domains"] = domains
+            groups[g][name] = m
     means = {name: summarize({g: groups[g][name] for g in groups}) for name in names}
+    by_domain = {name: domain_summary({g: groups[g][name] for g in groups}) for name in names}
     return {
         "models": names,
         "data": str(Path(data).resolve()),
@@ -105,7 +114,8 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
         "groups": groups,
         "mean": {n: means[n]["mean"] for n in names},
         "hmean": {n: means[n]["hmean"] for n in names},
-        "clips": [{"path": str(r.path), "group": g, "label": int(r.label),
+        **({"domains": by_domain} if any(by_domain.values()) else {}),
+        "clips": [{"path": str(r.path), "group": g, "label": int(r.label), "domain": r.domain,
                    "scores": {n: float(scores[n][i]) for n in names}}
                   for i, (r, g) in enumerate(zip(recs, table_groups))],
         "definitions": {
@@ -116,5 +126,6 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
             "auc": "ROC AUC (scikit-learn roc_auc_score)",
             "pauc": f"standardised partial AUC, roc_auc_score(max_fpr={max_fpr}) (McClish correction)",
             "groups": "machine/id groups; mean and hmean over groups, as DCASE reports",
+            **(DOMAIN_DEFINITIONS if any(by_domain.values()) else {}),
         },
     }

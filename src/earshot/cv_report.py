@@ -257,6 +257,10 @@ def render_compare_html(result: dict[str, Any]) -> str:
         "<section id='metrics'><h2>Metrics on the common test set</h2>",
         f"<table id='compare-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>",
     ]
+    if result.get("domains"):
+        from earshot.report import _domain_section
+
+        parts.append(_domain_section(result["groups"], result["domains"], names))
     try:
         parts.append(f"<figure><img src='{_b64(compare_roc_figure(result))}' alt='ROC curves'><figcaption>ROC curves "
                      "of every model on the same clips, per group.</figcaption></figure>")

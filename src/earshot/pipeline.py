@@ -447,8 +447,12 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
     dict
         ``{"groups": {name: {auc, pauc, precision, recall, f1, accuracy, tp, fp, tn, fn,
         n_normal, n_anomaly, threshold, threshold_method, threshold_source}}, "mean": {...},
-        "hmean": {...}, "definitions": {...}, "excluded": {...}}``
+        "hmean": {...}, "definitions": {...}, "excluded": {...}}``; with source and target clips
+        (DCASE 2021+, ``earshot synth --domain-shift``) each group also holds ``domains: {domain:
+        {...}}`` and the report ``domains: {domain: {"mean", "hmean"}}``
+        (:mod:`earshot.evaluation.domains`).
     """
+    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_metrics, domain_summary
     from earshot.evaluation.metrics import evaluate_scores, summarize
 
     records = discover(Path(data), split_file=split_file)
@@ -472,6 +476,9 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         scores = bundle.score_samples(clips)
         y = np.array([r.label for r in recs])
         metrics = evaluate_scores(y, scores, bundle.threshold_, max_fpr=max_fpr)
+        domains = domain_metrics(y, scores, [r.domain for r in recs], bundle.threshold_, max_fpr=max_fpr)
+        if domains:  # source and target clips: DCASE 2022+ per-domain AUC
+            metrics["domains"] = domains
         metrics.update(
             threshold_method=bundle.manifest["threshold"].get("method"),
             threshold_source=bundle.manifest["threshold"].get("source"),
@@ -486,6 +493,9 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         groups[name] = metrics
     report = summarize({k: {m: v for m, v in g.items()} for k, g in groups.items()})
     report["excluded"] = dropped
+    by_domain = domain_summary(groups)
+    if by_domain:
+        report["domains"] = by_domain
     report["definitions"] = {
         "positive_class": "anomaly (label 1); precision, recall and F1 are for the anomaly class",
         "auc": "ROC AUC (scikit-learn roc_auc_score)",
@@ -493,4 +503,6 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         "threshold": "fitted on normal training clips only and stored in the model; a clip is anomalous when score > threshold",
         "hmean": "harmonic mean over groups, as DCASE reports",
     }
+    if by_domain:
+        report["definitions"].update(DOMAIN_DEFINITIONS)
     return report

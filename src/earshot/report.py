@@ -214,6 +214,18 @@ def _metrics_table(report: dict[str, Any], sources: dict[str, str]) -> str:
     return f"<table id='metrics-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _domain_section(groups, summaries, models: list[str]) -> str:
+    """The "source and target domains" section (DCASE 2022+ per-domain AUC), shared with the comparison page."""
+    from earshot.domain_tables import domain_rows, domain_table_html
+
+    rows = domain_rows(groups, summaries, models)
+    return ("<section id='domains'><h2>Source and target domains</h2><p>Per domain, as DCASE 2022-2024 count "
+            "it: the AUC and pAUC of the domain's normal clips against every anomalous clip of the group (a "
+            "detector whose scores rise for all target clips loses here); AUC within: against the domain's own "
+            "anomalies only; F1 and false alarms at the model's one threshold on the domain's clips.</p>"
+            + domain_table_html(rows, models) + "</section>")
+
+
 def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None = None,
                 top_k: int = TOP_K) -> str:
     """The report page as one HTML string (images inline)."""
@@ -252,8 +264,10 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
         + f" · {len(groups)} group(s) · written {created} by earshot {e(__version__)}</p></header>",
     ]
     # table of contents
-    toc = ["<nav id='contents'><h2>Contents</h2><ul>",
-           "<li><a href='#metrics'>Metrics per group</a></li>", "<li><a href='#definitions'>Definitions</a></li>"]
+    toc = ["<nav id='contents'><h2>Contents</h2><ul>", "<li><a href='#metrics'>Metrics per group</a></li>"]
+    if report.get("domains"):
+        toc.append("<li><a href='#domains'>Source and target domains</a></li>")
+    toc.append("<li><a href='#definitions'>Definitions</a></li>")
     toc += [f"<li><a href='#group-{_slug(n)}'>{e(n)}</a></li>" for n in groups]
     parts += toc + ["</ul></nav>"]
 
@@ -270,6 +284,9 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
     if notes:
         parts.append("<ul id='notes' class='missing'>" + "".join(notes) + "</ul>")
     parts.append("</section>")
+    if report.get("domains"):
+        parts.append(_domain_section({n: {"model": g} for n, g in groups.items()}, {"model": report["domains"]},
+                                     ["model"]))
 
     # definitions
     parts.append("<section id='definitions'><h2>Definitions</h2><dl>")
@@ -293,6 +310,10 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
             f"{fmt_metric(g.get('precision'))}, recall {fmt_metric(g.get('recall'))}, F1 {fmt_metric(g.get('f1'))}.</p>")
         for t in missing_classes(g):
             parts.append(f"<p class='missing'>{e(t)}</p>")
+        choice = g.get("auto_choice")
+        if choice:  # --model auto: which detector this group got, and why (chosen on training normals only)
+            parts.append(f"<p class='auto-choice'><b>auto chose {e(str(choice.get('chosen')))}</b>: "
+                         f"{e(str(choice.get('reason') or ''))}</p>")
         figs = _group_figures(name, g, bundle)
         fitted_on = bool(bundle is not None and bundle.manifest.get("fitted", {}).get("calibration_scores"))
         parts.append(f"<section id='hist-{slug}'><h3>Score histograms</h3>"
