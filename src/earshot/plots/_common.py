@@ -1,0 +1,88 @@
+"""Shared figure machinery of :mod:`earshot.plots`: palette, Agg figures, PNG bytes, axis helpers.
+
+matplotlib is imported inside the functions, with the Agg backend and without pyplot (no global
+figure registry), so importing this module is cheap and memory stays flat however many figures
+are drawn. Other edge modules (:mod:`earshot.cv_report`, :mod:`earshot.plots_timeline`) reach
+these helpers through :mod:`earshot.plots`.
+"""
+
+from __future__ import annotations
+
+import io
+
+from earshot.errors import EarshotError
+
+__all__ = [
+    "CMAP",
+    "COLORS",
+    "DPI",
+    "LABEL_NAMES",
+    "PlotsUnavailable",
+]
+
+
+#: Okabe–Ito colours by label name.
+COLORS = {
+    "normal": "#0072B2",  # blue
+    "anomaly": "#D55E00",  # vermillion
+    "unknown": "#009E73",  # bluish green
+    "threshold": "#000000",
+    "extra": "#E69F00",  # orange
+    "grey": "#999999",
+}
+LABEL_NAMES = {0: "normal", 1: "anomaly", None: "unknown"}
+DPI = 100
+CMAP = "viridis"
+
+
+class PlotsUnavailable(EarshotError, ImportError):
+    """matplotlib is not installed (``pip install 'earshot[plots]'``)."""
+
+
+def _figure(width: float, height: float, **kwargs):
+    """A new matplotlib Figure on an Agg canvas (no pyplot state)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - the dev install has matplotlib
+        raise PlotsUnavailable(
+            f"pictures need matplotlib, which is not installed ({exc}); pip install 'earshot[plots]'"
+        ) from None
+    fig = Figure(figsize=(width, height), dpi=DPI, **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    """Render ``fig`` to PNG bytes and free it."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=DPI)
+    finally:
+        fig.clear()
+    return buf.getvalue()
+
+
+def _n(count: int, noun: str) -> str:
+    """``1 clip``, ``3 clips``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _integer_y(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _note(ax, text: str) -> None:
+    """Write a centred message on an empty axis (what is missing, and why)."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=10, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _hz_label(hz: float) -> str:
+    return f"{hz / 1000:.1f}k" if hz >= 1000 else f"{hz:.0f}"
