@@ -68,3 +68,57 @@ def test_aggregate_specs():
 def test_parameter_validation(rng, name, value):
     with pytest.raises(ParameterError, match=name if name != "aggregate" else "aggregate"):
         AutoencoderDetector(**{**SMALL, name: value}).fit(_clips(rng, 6))
+
+
+# ---------------------------------------------------------------------- the shared training loop
+def test_training_loop_keeps_the_best_epoch_and_stops_early():
+    torch = pytest.importorskip("torch")
+    from earshot.detection._training import run_epochs
+
+    model = torch.nn.Linear(2, 1)
+    val_losses = iter([3.0, 1.0, 2.0, 2.5, 0.5])
+    seen, events = [], []
+
+    def one_epoch() -> float:  # each epoch leaves a recognisable weight
+        with torch.no_grad():
+            model.bias.fill_(len(seen) + 1.0)
+        seen.append(len(seen) + 1)
+        return 10.0 - len(seen)
+
+    run = run_epochs(model, 5, one_epoch, lambda: next(val_losses), patience=2,
+                     progress=lambda *a: events.append(a))
+    assert run.best_epoch == 2 and run.stopped_epoch == 4 and seen == [1, 2, 3, 4]
+    assert model.bias.item() == 2.0 and not model.training, "epoch 2's weights, in eval mode"
+    assert run.history() == {"loss": [9.0, 8.0, 7.0, 6.0], "val_loss": [3.0, 1.0, 2.0, 2.5], "best_epoch": 2}
+    assert events[-1] == (4, 5, 6.0, 2.5)
+
+    plain = run_epochs(model, 3, lambda: 1.0)  # nothing held out: every epoch runs, the last is kept
+    assert plain.val_loss == [None] * 3 and plain.best_epoch == plain.stopped_epoch == 3
+
+
+def test_training_loop_batches_split_and_calibration():
+    torch = pytest.importorskip("torch")
+    from earshot.detection._training import calibrate, holdout_split, train_epoch
+    from earshot.detection.thresholds import ThresholdSpec
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.0)
+    sizes: list[int] = []
+
+    def batch_loss(batch):
+        sizes.append(len(batch))
+        return model.weight.sum() * 0 + float(len(batch))  # a loss with a gradient, worth the batch size
+
+    assert train_epoch(model, optimiser, np.arange(9), batch_loss, batch_size=4, min_batch=2) == 4.0
+    assert sizes == [4, 4], "the last batch of one is skipped"
+
+    train, val = holdout_split(20, 0.25, np.random.default_rng(0))
+    assert len(val) == 5 and sorted(np.concatenate([train, val]).tolist()) == list(range(20))
+    assert len(holdout_split(3, 0.5, np.random.default_rng(0))[1]) == 0, "too few clips: nothing held out"
+
+    spec = ThresholdSpec.parse("max")
+    held_out, in_sample = np.arange(5.0), np.arange(9.0)
+    source, scores, threshold = calibrate(held_out, in_sample, spec)
+    assert source == "validation" and scores is held_out and threshold == 4.0
+    source, scores, threshold = calibrate(held_out[:4], in_sample, spec)  # fewer than 5 held out
+    assert source == "train" and scores is in_sample and threshold == 8.0

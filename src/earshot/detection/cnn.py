@@ -20,27 +20,20 @@ through ONNX (:class:`earshot.models.cnn.PatchProbabilityModel`).
 
 from __future__ import annotations
 
-import copy
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from earshot.detection._training import ProgressFn, calibrate, run_epochs, seeded_rng, train_epoch
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.base import TorchGraphDetector
-from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
 __all__ = ["CNNDetector", "stratified_validation_split", "f1_optimal_threshold"]
 
-log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int, float, float | None], None]
-
-#: Fewest validation normal clips for the threshold to be fitted on them rather than in-sample.
-MIN_CALIBRATION_CLIPS = 5
 #: Patches per forward pass when scoring.
 _SCORE_PATCHES = 512
 #: The threshold spec that asks for the F1-optimal threshold on the labelled validation split.
@@ -301,16 +294,12 @@ class CNNDetector(TorchGraphDetector):
         -------
         self
         """
-        import torch
-
-        from earshot.augment import apply_mixup, draw_mixup
         from earshot.detection.autoencoder import _frame_stats
 
         spec = self._validate_params()
         store = _as_store(X, int(self.n_frames))
         y = _check_labels(y, len(store))
-        rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(int(self.random_state))
+        rng = seeded_rng(self.random_state)
 
         fraction = float(self.validation_fraction) if len(store) >= 4 else 0.0
         train_idx, val_idx = stratified_validation_split(y, fraction, rng)
@@ -318,68 +307,8 @@ class CNNDetector(TorchGraphDetector):
             raise ParameterError("y: the training part lacks one class")
         self.mean_, self.std_ = _frame_stats(store, train_idx)
         model = self._build(store.n_mels, self.mean_, self.std_)
-        model.net.to(memory_format=torch.channels_last)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=float(self.learning_rate),
-                                      weight_decay=float(self.weight_decay))
-        n_pos = int(y[train_idx].sum())
-        n_neg = len(train_idx) - n_pos
-        pos_weight = n_neg / n_pos if self.class_weight == "balanced" else 1.0
-        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
-        augment = self._augmenter(store.n_mels)
-        mean, inv_std = self.mean_, (1.0 / self.std_).astype(np.float32)
-        lengths = store.lengths
-
-        history: dict[str, Any] = {"loss": [], "val_loss": [], "val_auc": []}
-        best_val, best_state, best_epoch, since_best = np.inf, None, int(self.epochs), 0
-        stopped = int(self.epochs)
-        for epoch in range(1, int(self.epochs) + 1):
-            model.train()
-            clips = np.repeat(train_idx, int(self.patches_per_clip))
-            clips = clips[rng.permutation(len(clips))]
-            starts = np.floor(rng.random(len(clips)) * (lengths[clips] - int(self.n_frames) + 1)).astype(np.int64)
-            total, count = 0.0, 0
-            for b in range(0, len(clips), int(self.batch_size)):
-                bc, bs = clips[b : b + int(self.batch_size)], starts[b : b + int(self.batch_size)]
-                if len(bc) < 2:  # batch norm needs two examples
-                    continue
-                rows = (store.offsets[bc] + bs)[:, None] + np.arange(int(self.n_frames))
-                patch = ((store.frames[rows] - mean) * inv_std).transpose(0, 2, 1)  # (B, n_mels, n_frames)
-                patch = augment(patch, rng)
-                target = y[bc].astype(np.float32)
-                patch, target = apply_mixup(patch, target, draw_mixup(rng, len(bc), float(self.mixup_alpha)))
-                xb = torch.from_numpy(np.ascontiguousarray(patch[:, None], dtype=np.float32))
-                xb = xb.contiguous(memory_format=torch.channels_last)
-                loss = loss_fn(model.net(xb), torch.from_numpy(np.asarray(target, dtype=np.float32)))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.item()) * len(bc)
-                count += len(bc)
-            history["loss"].append(total / max(count, 1))
-            val_loss = None
-            if len(val_idx):
-                probs = self._window_probs(model, store, val_idx)
-                val_loss = _weighted_bce(probs, y[val_idx], pos_weight)
-                history["val_auc"].append(_auc(y[val_idx], [aggregate(p, self.aggregate) for p in probs]))
-            history["val_loss"].append(val_loss)
-            log.debug("epoch %d/%d loss %.4f val_loss %s", epoch, self.epochs, history["loss"][-1], val_loss)
-            if progress is not None:
-                progress(epoch, int(self.epochs), history["loss"][-1], val_loss)
-            if val_loss is not None:
-                if val_loss < best_val:
-                    best_val, best_epoch, since_best = val_loss, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    since_best += 1
-                    if since_best >= int(self.patience):
-                        stopped = epoch
-                        break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        history.update(best_epoch=best_epoch, stopped_epoch=stopped, pos_weight=pos_weight)
-        model.eval()
+        self.history_ = self._train(model, store, y, train_idx, val_idx, rng, progress)
         self.model_ = model
-        self.history_ = history
         self.n_mels_ = store.n_mels
         self.train_indices_, self.validation_indices_ = train_idx, val_idx
 
@@ -396,17 +325,59 @@ class CNNDetector(TorchGraphDetector):
                 self.threshold_ = f1_optimal_threshold(y[train_idx], scores[train_idx])
             self.calibration_scores_ = scores[val_normals] if len(val_normals) else scores[train_idx][y[train_idx] == 0]
         else:
-            if len(val_normals) >= MIN_CALIBRATION_CLIPS:
-                self.threshold_source_ = "validation"
-                self.calibration_scores_ = scores[val_normals]
-            else:
-                self.threshold_source_ = "train"
-                self.calibration_scores_ = scores[train_idx][y[train_idx] == 0]
-            self.threshold_ = float(fit_threshold(self.calibration_scores_, spec))
+            self.threshold_source_, self.calibration_scores_, self.threshold_ = calibrate(
+                scores[val_normals], scores[train_idx][y[train_idx] == 0], spec)
         self.n_train_clips_ = int(len(train_idx))
         self.n_calibration_clips_ = int(len(self.calibration_scores_))
         self.class_counts_ = {"normal": int(np.sum(y == 0)), "anomaly": int(np.sum(y == 1))}
         return self
+
+    def _train(self, model, store: FrameStore, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+               rng: np.random.Generator, progress: ProgressFn | None) -> dict[str, Any]:
+        """Train on random augmented patches, stop early on the validation split; the history."""
+        import torch
+
+        from earshot.augment import apply_mixup, draw_mixup
+
+        model.net.to(memory_format=torch.channels_last)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=float(self.learning_rate),
+                                      weight_decay=float(self.weight_decay))
+        n_pos = int(y[train_idx].sum())
+        n_neg = len(train_idx) - n_pos
+        pos_weight = n_neg / n_pos if self.class_weight == "balanced" else 1.0
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+        augment = self._augmenter(store.n_mels)
+        mean, inv_std = self.mean_, (1.0 / self.std_).astype(np.float32)
+        val_auc: list[float | None] = []
+
+        def batch_loss(batch: np.ndarray):
+            """Loss on a batch of ``(clip, start)`` rows, shape ``(B, 2)``."""
+            bc, bs = batch[:, 0], batch[:, 1]
+            rows = (store.offsets[bc] + bs)[:, None] + np.arange(int(self.n_frames))
+            patch = ((store.frames[rows] - mean) * inv_std).transpose(0, 2, 1)  # (B, n_mels, n_frames)
+            patch = augment(patch, rng)
+            target = y[bc].astype(np.float32)
+            patch, target = apply_mixup(patch, target, draw_mixup(rng, len(bc), float(self.mixup_alpha)))
+            xb = torch.from_numpy(np.ascontiguousarray(patch[:, None], dtype=np.float32))
+            xb = xb.contiguous(memory_format=torch.channels_last)
+            return loss_fn(model.net(xb), torch.from_numpy(np.asarray(target, dtype=np.float32)))
+
+        def one_epoch() -> float:  # batches of one patch are skipped: batch norm needs two examples
+            clips = np.repeat(train_idx, int(self.patches_per_clip))
+            clips = clips[rng.permutation(len(clips))]
+            starts = np.floor(rng.random(len(clips)) * (store.lengths[clips] - int(self.n_frames) + 1)).astype(np.int64)
+            return train_epoch(model, optimiser, np.stack([clips, starts], axis=1), batch_loss,
+                               batch_size=int(self.batch_size), min_batch=2)
+
+        def validate() -> float:
+            probs = self._window_probs(model, store, val_idx)
+            val_auc.append(_auc(y[val_idx], [aggregate(p, self.aggregate) for p in probs]))
+            return _weighted_bce(probs, y[val_idx], pos_weight)
+
+        run = run_epochs(model, self.epochs, one_epoch, validate if len(val_idx) else None,
+                         patience=int(self.patience), progress=progress)
+        return {"loss": run.loss, "val_loss": run.val_loss, "val_auc": val_auc, "best_epoch": run.best_epoch,
+                "stopped_epoch": run.stopped_epoch, "pos_weight": pos_weight}
 
     # ------------------------------------------------------------------ scoring
     def _window_probs(self, model, store: FrameStore, clips: np.ndarray) -> list[np.ndarray]:

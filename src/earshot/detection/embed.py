@@ -25,13 +25,12 @@ with no metadata that tells clips apart, the augmentation task alone trains the 
 
 from __future__ import annotations
 
-import copy
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from earshot.detection._training import ProgressFn, calibrate, holdout_split, run_epochs, seeded_rng, train_epoch
 from earshot.detection.base import Detector
 from earshot.detection.frugal import (
     DomainKnn,
@@ -41,15 +40,11 @@ from earshot.detection.frugal import (
     domain_scales,
     selective_scores,
 )
-from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
 __all__ = ["EmbedDetector", "metadata_classes", "AUGMENTATIONS", "EXCLUDED_KEYS", "SHIFTS", "SPEEDS"]
-
-log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int, float, float | None], None]
 
 #: The self-supervised classes: which transformation a training crop went through.
 #: Mel-band shifts (positive: up) and speed-ups of the augmentation classes; a class is one
@@ -59,8 +54,6 @@ SPEEDS = (1, 2)
 AUGMENTATIONS = tuple(f"shift{s:+d}" + ("_speed2x" if v == 2 else "") for v in SPEEDS for s in SHIFTS)
 #: Metadata keys never used as classes (they describe anomalies or the data split).
 EXCLUDED_KEYS = frozenset({"label", "split", "path", "fault", "severity", "condition", "number"})
-#: Fewest held-out clips for the threshold to be fitted on them.
-MIN_CALIBRATION_CLIPS = 5
 TARGETS = ("auto", "metadata", "augmentation")
 
 
@@ -270,11 +263,8 @@ class EmbedDetector(Detector):
                 raise ParameterError("targets: 'metadata' needs metadata that tells the training clips apart "
                                      "(ids, domains or attributes); none does here: use targets=auto")
 
-        rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(int(self.random_state))
-        order = rng.permutation(n)
-        n_val = int(round(float(self.validation_fraction) * n)) if n >= 10 else 0
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        rng = seeded_rng(self.random_state)
+        train_idx, val_idx = holdout_split(n, self.validation_fraction, rng, min_clips=10)
 
         min_len = int(store.lengths.min())
         crop = int(min(self.crop_frames, max(MIN_TIME, min_len // 2)))
@@ -317,47 +307,29 @@ class EmbedDetector(Detector):
 
         val_rng = np.random.default_rng([int(self.random_state), 1])
         val_batch = draw(np.repeat(val_idx, self.crops_per_clip), val_rng) if len(val_idx) else None
-        history: dict[str, Any] = {"loss": [], "val_loss": []}
-        best_val, best_state, best_epoch = np.inf, None, int(self.epochs)
-        for epoch in range(1, int(self.epochs) + 1):
-            net.train()
-            head.train()
+
+        def batch_loss(idx: np.ndarray):
+            xb, cb = draw(idx, rng)
+            logits = head(net(torch.from_numpy(xb)), torch.from_numpy(cb))
+            return torch.nn.functional.cross_entropy(logits, torch.from_numpy(cb))
+
+        both = torch.nn.ModuleList([net, head])  # trained together; only the network is kept
+
+        def one_epoch() -> float:  # batches of one crop are skipped: batch norm needs two samples
             samples = rng.permutation(np.repeat(train_idx, self.crops_per_clip))
-            total, count = 0.0, 0
-            for b in range(0, len(samples), int(self.batch_size)):
-                idx = samples[b : b + int(self.batch_size)]
-                if len(idx) < 2:  # batch norm needs two samples
-                    continue
-                xb, cb = draw(idx, rng)
-                logits = head(net(torch.from_numpy(xb)), torch.from_numpy(cb))
-                loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(cb))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.item()) * len(idx)
-                count += len(idx)
-            val_loss = None
-            if val_batch is not None:
-                net.eval()
-                head.eval()
-                with torch.inference_mode():
-                    vx, vc = val_batch
-                    val_loss = float(torch.nn.functional.cross_entropy(
-                        head(net(torch.from_numpy(vx)), torch.from_numpy(vc)), torch.from_numpy(vc)))
-                if val_loss < best_val:
-                    best_val, best_epoch, best_state = val_loss, epoch, copy.deepcopy(net.state_dict())
-            history["loss"].append(total / max(count, 1))
-            history["val_loss"].append(val_loss)
-            log.debug("epoch %d/%d loss %.4f val_loss %s", epoch, self.epochs, history["loss"][-1], val_loss)
-            if progress is not None:
-                progress(epoch, int(self.epochs), history["loss"][-1], val_loss)
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        history["best_epoch"] = best_epoch
-        net.eval()
+            return train_epoch(both, optimiser, samples, batch_loss, batch_size=int(self.batch_size), min_batch=2)
+
+        def validate() -> float:
+            both.eval()
+            vx, vc = val_batch
+            with torch.inference_mode():
+                logits = head(net(torch.from_numpy(vx)), torch.from_numpy(vc))
+                return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(vc)))
+
+        run = run_epochs(net, self.epochs, one_epoch, validate if val_batch is not None else None, progress=progress)
         self.net_ = net
         self.n_mels_ = store.n_mels
-        self.history_ = history
+        self.history_ = run.history()
         self.targets_ = {"metadata_keys": meta_info["keys"], "metadata_classes": meta_info["classes"],
                          "metadata_counts": meta_info["counts"], "augmentations": augs, "n_classes": n_classes,
                          "crop_frames": crop}
@@ -370,13 +342,7 @@ class EmbedDetector(Detector):
         loo = selective_scores(held, self.knn_.scales_)
         self.domain_counts_ = {d: domains.count(d) for d in order}
         self.train_scores_ = loo[train_idx]
-        if len(val_idx) >= MIN_CALIBRATION_CLIPS:
-            self.threshold_source_ = "validation"
-            self.calibration_scores_ = loo[val_idx]
-        else:
-            self.threshold_source_ = "train"
-            self.calibration_scores_ = loo
-        self.threshold_ = float(fit_threshold(self.calibration_scores_, spec))
+        self.threshold_source_, self.calibration_scores_, self.threshold_ = calibrate(loo[val_idx], loo, spec)
         self.n_train_clips_ = int(len(train_idx))
         self.n_calibration_clips_ = int(len(self.calibration_scores_))
         return self

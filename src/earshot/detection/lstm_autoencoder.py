@@ -11,28 +11,36 @@ when the detector is trained or scored in torch.
 
 from __future__ import annotations
 
-import copy
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from earshot.detection._training import (
+    ProgressFn,
+    TrainingRun,
+    calibrate,
+    holdout_split,
+    mean_loss,
+    run_epochs,
+    seeded_rng,
+    train_epoch,
+)
 from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.autoencoder import MIN_CALIBRATION_CLIPS, _as_store, _frame_stats
+from earshot.detection.autoencoder import _as_store, _frame_stats
 from earshot.detection.base import TorchGraphDetector
-from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
 __all__ = ["LstmAutoencoderDetector"]
 
-log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int, int, float, float | None], None]
-
 #: Frames per forward pass when scoring (bounds memory on long clips).
 _SCORE_FRAMES = 1 << 16
+#: Windows per forward pass when validating.
+_VAL_CHUNK = 4096
+#: Largest gradient norm before each optimiser step (keeps the LSTM from exploding).
+_CLIP_NORM = 5.0
 
 
 def _window_starts(store: FrameStore, clips: np.ndarray, n_frames: int, hop: int, offset: int = 0) -> np.ndarray:
@@ -165,60 +173,54 @@ class LstmAutoencoderDetector(TorchGraphDetector):
         -------
         self
         """
-        import torch
-
         spec = self._validate_params()
         store = _as_store(X, int(self.n_frames))
-        rng = np.random.default_rng(self.random_state)
-        torch.manual_seed(int(self.random_state))
-
-        n_clips = len(store)
-        order = rng.permutation(n_clips)
-        n_val = int(round(self.validation_fraction * n_clips)) if n_clips >= 4 else 0
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        rng = seeded_rng(self.random_state)
+        train_idx, val_idx = holdout_split(len(store), self.validation_fraction, rng)
         self.mean_, self.std_ = _frame_stats(store, train_idx)
-
         model = self._build(store.n_mels, self.mean_, self.std_)
+        run = self._train(model, store, train_idx, val_idx, rng, progress)
+        self.model_ = model
+        self.history_ = run.history()
+        self.n_mels_ = store.n_mels
+
+        scores = self._score_store(store)
+        self.train_scores_ = scores[train_idx]
+        self.threshold_source_, self.calibration_scores_, self.threshold_ = calibrate(
+            scores[val_idx], self.train_scores_, spec)
+        self.n_train_clips_ = int(len(train_idx))
+        self.n_calibration_clips_ = int(len(self.calibration_scores_))
+        return self
+
+    def _train(self, model, store: FrameStore, train_idx: np.ndarray, val_idx: np.ndarray,
+               rng: np.random.Generator, progress: ProgressFn | None) -> TrainingRun:
+        """Train on windows every ``window_hop`` frames (a random offset per epoch), keep the
+        best epoch on the held-out clips' windows."""
+        import torch
+
         optimiser = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
         val_starts = _window_starts(store, val_idx, self.n_frames, self.window_hop)
         if val_starts.size > 20_000:
             val_starts = np.sort(rng.choice(val_starts, 20_000, replace=False))
 
-        history: dict[str, Any] = {"loss": [], "val_loss": []}
-        best_val, best_state, best_epoch = np.inf, None, self.epochs
-        for epoch in range(1, self.epochs + 1):
+        def batch_loss(starts: np.ndarray):
+            x = self._gather(model, store, starts)
+            return torch.mean((model.autoencoder(x) - x) ** 2)
+
+        def window_errors(starts: np.ndarray):
+            x = self._gather(model, store, starts)
+            return ((model.autoencoder(x) - x) ** 2).mean(dim=(1, 2))
+
+        def one_epoch() -> float:
             offset = int(rng.integers(0, self.window_hop))
             starts = _window_starts(store, train_idx, self.n_frames, self.window_hop, offset)
-            loss = self._train_epoch(model, optimiser, store, starts, rng)
-            val_loss = self._mean_window_error(model, store, val_starts) if val_starts.size else None
-            history["loss"].append(loss)
-            history["val_loss"].append(val_loss)
-            if val_loss is not None and val_loss < best_val:
-                best_val, best_epoch = val_loss, epoch
-                best_state = copy.deepcopy(model.state_dict())
-            log.debug("epoch %d/%d loss %.4f val_loss %s", epoch, self.epochs, loss, val_loss)
-            if progress is not None:
-                progress(epoch, self.epochs, loss, val_loss)
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        history["best_epoch"] = best_epoch
-        model.eval()
-        self.model_ = model
-        self.history_ = history
-        self.n_mels_ = store.n_mels
+            return train_epoch(model, optimiser, rng.permutation(starts), batch_loss,
+                               batch_size=self.batch_size, clip_norm=_CLIP_NORM)
 
-        scores = self._score_store(store)
-        self.train_scores_ = scores[train_idx]
-        if len(val_idx) >= MIN_CALIBRATION_CLIPS:
-            self.threshold_source_ = "validation"
-            self.calibration_scores_ = scores[val_idx]
-        else:
-            self.threshold_source_ = "train"
-            self.calibration_scores_ = self.train_scores_
-        self.threshold_ = float(fit_threshold(self.calibration_scores_, spec))
-        self.n_train_clips_ = int(len(train_idx))
-        self.n_calibration_clips_ = int(len(self.calibration_scores_))
-        return self
+        def validate() -> float:
+            return mean_loss(model, val_starts, window_errors, chunk=_VAL_CHUNK)
+
+        return run_epochs(model, self.epochs, one_epoch, validate if val_starts.size else None, progress=progress)
 
     def _gather(self, model, store: FrameStore, starts: np.ndarray):
         """Normalised windows ``(len(starts), n_frames, n_mels)`` as a torch tensor."""
@@ -226,35 +228,6 @@ class LstmAutoencoderDetector(TorchGraphDetector):
 
         rows = starts[:, None] + np.arange(self.n_frames)
         return (torch.from_numpy(store.frames[rows]) - model.mean) * model.inv_std
-
-    def _train_epoch(self, model, optimiser, store: FrameStore, starts: np.ndarray, rng) -> float:
-        import torch
-
-        model.train()
-        perm = rng.permutation(starts)
-        total, count = 0.0, 0
-        for b in range(0, len(perm), self.batch_size):
-            batch = perm[b : b + self.batch_size]
-            x = self._gather(model, store, batch)
-            loss = torch.mean((model.autoencoder(x) - x) ** 2)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimiser.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
-        return total / max(count, 1)
-
-    def _mean_window_error(self, model, store: FrameStore, starts: np.ndarray) -> float:
-        import torch
-
-        model.eval()
-        total = 0.0
-        with torch.inference_mode():
-            for b in range(0, len(starts), 4096):
-                x = self._gather(model, store, starts[b : b + 4096])
-                total += float(((model.autoencoder(x) - x) ** 2).mean(dim=(1, 2)).sum())
-        return total / len(starts)
 
     # ------------------------------------------------------------------ scoring
     def _window_scores_store(self, store: FrameStore) -> list[np.ndarray]:
