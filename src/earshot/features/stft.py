@@ -1,0 +1,156 @@
+"""STFT power spectrogram and the drivers shared with log-mel.
+
+:func:`power_spectrogram` is ``abs(librosa.stft(y, pad_mode="constant")) ** power`` in
+float32. The drivers check the audio (:func:`_as_audio`), pick the thread count
+(:func:`_n_workers`) and run a plan over clips (:func:`_run`): the blocks of one long
+recording, or runs of clips, on a thread pool (numpy ufuncs, scipy.fft and BLAS release the
+GIL); :func:`_dispatch` reshapes any ``(..., n_samples)`` input for them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from earshot.errors import ParameterError
+from earshot.features.stft_kernels import (
+    _Scratch,
+    _Signal,
+    _buffers,
+    _process_block,
+    _process_clip,
+)
+from earshot.features.stft_plan import _MAX_BLOCK, _Plan, _n_time, _plan
+
+__all__ = ["power_spectrogram"]
+
+_MIN_SPLIT = 2048  # a single clip is split across threads only from this many frames on
+
+
+def _n_workers(workers: int | None) -> int:
+    if workers is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise ParameterError(f"workers must be a positive int or None, got {workers!r}")
+    return int(workers)
+
+
+def _as_audio(y: Any, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ParameterError(
+            f"{name} must hold floating-point samples (float32 or float64), got dtype {arr.dtype}"
+        )
+    if arr.ndim == 0 or arr.shape[-1] == 0:
+        raise ParameterError(f"{name} must have at least one sample, got shape {arr.shape}")
+    return arr
+
+
+def _run(Y: np.ndarray, plan: _Plan, workers: int) -> np.ndarray:
+    """Y (n_clips, n_samples) -> (n_clips, n_mels or n_bins, n_time) float32."""
+    n_clips, n_samples = Y.shape
+    n_time = _n_time(n_samples, plan.n_fft, plan.hop_length)
+    out = np.empty((n_clips, plan.n_mels or plan.n_bins, n_time), dtype=np.float32)
+    block = min(n_time, _MAX_BLOCK)
+
+    if n_clips == 1 and workers > 1 and n_time >= _MIN_SPLIT:
+        # One long recording: its blocks of frames go to the threads.
+        sig = _Signal(plan, n_samples)
+        sig.load(Y[0])
+        starts = list(range(0, n_time, block))
+
+        def run_blocks(first: int) -> None:
+            scratch = _Scratch(plan, block)
+            for t0 in starts[first::workers]:
+                _process_block(plan, sig, scratch, t0, min(n_time, t0 + block), out[0])
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(run_blocks, range(workers)))
+        return out
+
+    if workers == 1 or n_clips < 2 * workers:
+        sig, scratch = _buffers(plan, n_samples, block)
+        for i in range(n_clips):
+            _process_clip(plan, sig, scratch, Y[i], out[i])
+        return out
+
+    # Many clips: runs of consecutive clips per task on a pool of threads.
+    per_task = max(1, min(16, n_clips // (4 * workers)))
+    ranges = [(i, min(n_clips, i + per_task)) for i in range(0, n_clips, per_task)]
+
+    def run_range(r: tuple[int, int]) -> None:
+        sig, scratch = _buffers(plan, n_samples, block)  # one set per pool thread
+        for i in range(*r):
+            _process_clip(plan, sig, scratch, Y[i], out[i])
+
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        list(ex.map(run_range, ranges))
+    return out
+
+
+def _dispatch(y: Any, plan: _Plan, workers: int | None, name: str) -> np.ndarray:
+    arr = _as_audio(y, name)
+    lead = arr.shape[:-1]
+    Y = arr.reshape(-1, arr.shape[-1]) if arr.ndim != 2 else arr
+    out = _run(Y, plan, _n_workers(workers))
+    return out.reshape(*lead, *out.shape[1:]) if arr.ndim != 2 else out
+
+
+def power_spectrogram(
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int,
+    win_length: int | None = None,
+    power: float = 2.0,
+    workers: int | None = None,
+) -> np.ndarray:
+    """STFT power spectrogram: ``abs(librosa.stft(y, pad_mode="constant")) ** power``.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (..., n_samples), float
+        Any number of samples >= 1 (shorter than ``n_fft`` is zero-padded, as librosa).
+    n_fft, hop_length : int
+        FFT length and hop in samples.
+    win_length : int or None
+        Hann window length (centred, zero-padded to ``n_fft``); ``None`` = ``n_fft``.
+    power : float, default 2.0
+        Exponent of the magnitude.
+    workers : int or None
+        Threads to use; ``None`` = the CPUs this process may run on.
+
+    Returns
+    -------
+    np.ndarray, shape (..., 1 + n_fft // 2, 1 + n_samples // hop_length), float32
+        (for even ``n_fft``; ``1 + (n_samples - 1) // hop_length`` frames for odd).
+    """
+    for name, value in (("n_fft", n_fft), ("hop_length", hop_length)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ParameterError(f"{name} must be a positive int, got {value!r}")
+    if n_fft < 2:
+        raise ParameterError(f"n_fft must be an int >= 2, got {n_fft!r}")
+    if win_length is not None and (
+        isinstance(win_length, bool)
+        or not isinstance(win_length, (int, np.integer))
+        or not 1 <= win_length <= n_fft
+    ):
+        raise ParameterError(
+            f"win_length must be None or an int in [1, n_fft={n_fft}], got {win_length!r}"
+        )
+    if isinstance(power, bool) or not isinstance(power, (int, float, np.number)) or not (
+        math.isfinite(power) and power > 0
+    ):
+        raise ParameterError(f"power must be a number > 0, got {power!r}")
+    plan = _plan(
+        None, int(n_fft), int(hop_length), None if win_length is None else int(win_length),
+        float(power),
+    )
+    return _dispatch(y, plan, workers, "y")
