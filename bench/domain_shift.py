@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/domain_shift.py [--out /tmp/earshot-domain-shift] [--seed 1]
         [--models dense-ae,gauss,knn,embed,auto] [--ids 2] [--normal 100] [--abnormal 30]
-        [--target 50] [--target-train 10] [--group-by id] [--threads N]
+        [--target 50] [--target-train 10] [--group-by id] [--threads N] [--evaluate-only]
 
 What it does, on this machine, in one run:
 
@@ -14,10 +14,15 @@ What it does, on this machine, in one run:
    there are source anomalies, the other target normals and every anomaly go to TEST;
 3. ``earshot.pipeline.train`` of each model (its default parameters) and
    ``earshot.pipeline.evaluate`` of the written bundles (ONNX scoring, no torch);
-4. ROC AUC and pAUC (max_fpr 0.1) per machine id and domain, from the clip scores, and the
-   means over ids per domain; fit seconds per model.
+4. per machine id and domain, what ``earshot evaluate`` reports (earshot.evaluation.domains):
+   AUC and pAUC (max_fpr 0.1) of the domain's normal test clips against every anomalous test
+   clip of the id, as the DCASE 2022-2024 evaluators count "AUC (source)" and "AUC (target)";
+   the within-domain AUC (the domain's own anomalies only) beside it; the means over ids per
+   domain; false alarms at each model's threshold; fit seconds per model.
 
-Writes ``results.json`` and ``table.md`` under ``--out`` and prints the table. No assertions,
+Writes ``results.json``, ``table.md`` and the comparison page ``compare/compare.html`` (what
+``earshot evaluate M1 M2 ... DATA --split-file split.csv --report DIR`` writes) under ``--out``
+and prints the table. No assertions,
 no tuning: every model runs with its defaults; nothing looks at the test labels but the metrics.
 """
 
@@ -33,7 +38,6 @@ from pathlib import Path
 import numpy as np
 
 from earshot.bundle import load_model
-from earshot.evaluation.metrics import pauc, roc_auc
 from earshot.pipeline import evaluate, train
 from earshot.synth import synthesize
 
@@ -72,17 +76,9 @@ def make_data(root: Path, args) -> Path:
 
 
 def per_domain(report: dict) -> dict:
-    out = {}
-    for group, g in report["groups"].items():
-        for domain in ("source", "target"):
-            clips = [c for c in g["clips"] if c["domain"] == domain]
-            y = np.array([c["label"] for c in clips])
-            s = np.array([c["score"] for c in clips])
-            if len(set(y.tolist())) == 2:
-                out[f"{group}|{domain}"] = {"auc": roc_auc(y, s), "pauc": pauc(y, s, max_fpr=0.1),
-                                            "n_normal": int((y == 0).sum()), "n_anomaly": int((y == 1).sum()),
-                                            "false_alarm_rate": float(np.mean(s[y == 0] > g["threshold"]))}
-    return out
+    """``{"group|domain": metrics}`` from the report's per-domain metrics (earshot.evaluation.domains)."""
+    return {f"{group}|{domain}": m for group, g in report["groups"].items()
+            for domain, m in (g.get("domains") or {}).items()}
 
 
 def table(results: dict, models: list[str]) -> str:
@@ -97,12 +93,22 @@ def table(results: dict, models: list[str]) -> str:
             r = results[m]["metrics"].get(key)
             cells += [f"{r['auc']:.3f}", f"{r['pauc']:.3f}"] if r else ["-", "-"]
         lines.append(f"| {group} | {domain} | " + " | ".join(cells) + " |")
+
+    def mean(m: str, domain: str, key: str) -> float:
+        return float(np.nanmean([v[key] for k, v in results[m]["metrics"].items() if k.endswith("|" + domain)]))
+
     for domain in ("source", "target"):
         cells = []
         for m in models:
-            vals = [v for k, v in results[m]["metrics"].items() if k.endswith("|" + domain)]
-            cells += [f"**{np.mean([v['auc'] for v in vals]):.3f}**", f"**{np.mean([v['pauc'] for v in vals]):.3f}**"]
+            cells += [f"**{mean(m, domain, 'auc'):.3f}**", f"**{mean(m, domain, 'pauc'):.3f}**"]
         lines.append(f"| **mean** | {domain} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("AUC within the domain (the domain's normals against its own anomalies only), mean over ids:")
+    lines.append("")
+    lines.append("| domain | " + " | ".join(models) + " |")
+    lines.append("|---|" + "---|" * len(models))
+    for domain in ("source", "target"):
+        lines.append(f"| {domain} | " + " | ".join(f"{mean(m, domain, 'auc_within'):.3f}" for m in models) + " |")
     lines.append("")
     lines.append("| model | fit seconds (all groups) | false alarms on test normals (source / target) | choice (auto) |")
     lines.append("|---|---|---|---|")
@@ -126,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=int, default=50)
     ap.add_argument("--target-train", type=int, default=10)
     ap.add_argument("--group-by", default="id")
+    ap.add_argument("--evaluate-only", action="store_true",
+                    help="re-evaluate the models already trained into --out (same data and split) instead of training")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; 1 on a busy machine)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -140,18 +148,29 @@ def main(argv=None) -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     for kind in models:
         t0 = time.perf_counter()
-        trained = train(args.out / "data", args.out / f"model-{kind}", model=kind, split_file=split,
-                        group_by=args.group_by, seed=args.seed)
-        fit_s = time.perf_counter() - t0
+        if args.evaluate_only and (args.out / f"model-{kind}").is_dir() and kind in results:
+            fit_s, train_clips = results[kind]["fit_seconds"], results[kind]["train_clips"]
+        else:
+            trained = train(args.out / "data", args.out / f"model-{kind}", model=kind, split_file=split,
+                            group_by=args.group_by, seed=args.seed)
+            fit_s = time.perf_counter() - t0
+            train_clips = {g: v["n_clips"] for g, v in trained.groups.items()}
         model = load_model(args.out / f"model-{kind}")
         report = evaluate(model, args.out / "data", split_file=split)
         choices = {g: b.manifest["fitted"]["selection"]["chosen"] for g, b in model.bundles.items()
                    if "selection" in b.manifest["fitted"]}
         results[kind] = {"fit_seconds": fit_s, "metrics": per_domain(report), "choices": choices,
-                         "train_clips": {g: v["n_clips"] for g, v in trained.groups.items()}}
+                         "train_clips": train_clips}
         results_path.write_text(json.dumps(results, indent=2))
         print(f"{kind}: trained and evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
     done = list(results)  # every model run into this --out so far (a later run may add or redo some)
+    if len(done) > 1:  # the same numbers as an `earshot evaluate M1 M2 ... DATA --report` page
+        from earshot.compare import compare_models
+        from earshot.cv_report import write_compare_report
+
+        compared = compare_models([(m, load_model(args.out / f"model-{m}")) for m in done], args.out / "data",
+                                  split_file=split)
+        print(f"report: {write_compare_report(compared, args.out / 'compare')}", flush=True)
     text = table(results, done)
     (args.out / "table.md").write_text(text + "\n")
     print(text)

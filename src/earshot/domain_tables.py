@@ -75,4 +75,5 @@ def domain_table_html(rows, models: list[str], *, table_id: str = "domain-table"
         body.append(f"<tr{' class=summary' if summary else ''} data-group='{e(g)}' data-domain='{e(d)}'>"
                     f"<td class='name'>{e(g)}</td><td class='name'>{e(d)}</td>"
                     + "".join(_cell(cells.get(n), n, k) for n in models for k, _ in DOMAIN_COLUMNS) + counts + "</tr>")
-    return f"<table id='{table_id}'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
+    return (f"<div style='overflow-x:auto'><table id='{table_id}'><thead>{head}</thead><tbody>{''.join(body)}"
+            "</tbody></table></div>")
