@@ -418,6 +418,105 @@ def test_train_a_machine_model_in_the_background_and_hot_swap_it(make_client, cl
     assert client.get("/jobs/unknown").status_code == 404
 
 
+
+# ---------------------------------------------------------------------- the backlog of unscored snippets
+def _finished(client, job_id: str, timeout: float = 90.0) -> dict:
+    job = client.get(f"/jobs/{job_id}").json()
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = client.get(f"/jobs/{job_id}").json()
+    return job
+
+
+def test_snippets_stored_without_a_model_are_scored_late_and_open_no_alert(make_client):
+    """No model scores pump_9 or press_2: their snippets are stored unscored. Training pump_9's
+    model scores its backlog in the same job, late and without touching the alert state (with
+    a threshold every verdict exceeds, live snippets would open an alert at once); setting that
+    model for press_2 scores press_2's backlog in a job of its own."""
+    client = make_client(models_dir=None, train_min_snippets=5, alert_open_after=2, alert_close_after=1)
+    rng = np.random.default_rng(11)
+    with receiver(fail_first=0) as (url, handler):
+        assert client.put("/machines/pump_9", json={"webhook_url": url}).json()["backlog_job"] is None
+        short = post_snippet(client, wav_bytes(hum(rng, seconds=0.05)), machine="pump_9", snippet_id="short")
+        assert short.status_code == 201 and short.json()["score"] is None
+        client.post(f"/snippets/{short.json()['id']}/label", json={"label": "anomaly"})  # not trained on
+        for i in range(6):
+            assert post_snippet(client, wav_bytes(hum(rng)), machine="pump_9", snippet_id=f"u{i}").status_code == 201
+        for i in range(3):
+            post_snippet(client, wav_bytes(hum(rng)), machine="press_2", snippet_id=f"p{i}")
+        items = client.get("/machines/pump_9/snippets").json()["items"]
+        assert [(s["score"], s["scored_at"], s["scored_late"]) for s in items] == [(None, None, False)] * 7
+        assert client.get("/machines/pump_9").json()["status"] == "unscored"
+
+        job = client.post("/machines/pump_9/train", json={"epochs": 2, "threshold": "value:0"}).json()
+        job = _finished(client, job["id"])
+        assert job["state"] == "succeeded", job
+        assert job["result"]["n_snippets"] == 6
+        assert job["result"]["n_scored_late"] == 6 and job["result"]["n_not_scorable"] == 1
+        assert "6 stored snippets scored late" in job["message"]
+        items = {s["snippet_id"]: s for s in client.get("/machines/pump_9/snippets").json()["items"]}
+        for i in range(6):
+            s = items[f"u{i}"]
+            assert s["model"] == "pump_9" and s["is_anomalous"] is True and s["scored_late"] is True, s
+            assert s["scored_at"] > s["received_at"] and s["alert_id"] is None
+        assert items["short"]["score"] is None  # too short for the model: left unscored
+        assert client.get(f"/snippets/{items['u0']['id']}").json()["scored_late"] is True
+        # six anomalous verdicts, and no alert: old audio is history, not news
+        m = client.get("/machines/pump_9?history=10").json()
+        assert m["open_alert"] is None and client.get("/alerts").json()["alerts"] == []
+        assert m["status"] == "warning" and m["last_is_anomalous"] is True  # its newest snippet's verdict
+        assert [h["scored_late"] for h in m["history"]] == [False] + [True] * 6
+
+        # live verdicts count as before, from a clean run: the first anomalous one opens nothing
+        first = post_snippet(client, wav_bytes(hum(rng)), machine="pump_9", snippet_id="live0").json()
+        assert first["is_anomalous"] is True and first["alert_event"] is None
+        assert first["scored_late"] is False and first["scored_at"] == first["received_at"]
+        second = post_snippet(client, wav_bytes(hum(rng)), machine="pump_9", snippet_id="live1").json()
+        assert second["alert_event"] == "open"
+        (alert,) = client.get("/alerts").json()["alerts"]
+        assert alert["first_snippet_id"] == first["id"] and alert["n_anomalous"] == 2  # no backlog snippet in it
+        assert _wait(lambda: len(handler.received) == 1)
+        time.sleep(0.3)
+        assert [e["event"] for e in handler.received] == ["alert.opened"]
+
+    # another machine set to use a model: its backlog is scored in a job of its own
+    r = client.put("/machines/press_2", json={"model": "pump_9"}).json()
+    assert r["backlog_job"]["kind"] == "score" and r["backlog_job"]["url"] == f"/jobs/{r['backlog_job']['id']}"
+    job = _finished(client, r["backlog_job"]["id"])
+    assert job["state"] == "succeeded" and job["machine"] == "press_2", job
+    assert job["result"] == {"model": "pump_9", "n_scored": 3, "n_anomalous": 3, "n_not_scorable": 0}
+    press = client.get("/machines/press_2/snippets").json()["items"]
+    assert all(s["model"] == "pump_9" and s["scored_late"] and s["alert_id"] is None for s in press)
+    assert client.get("/machines/press_2").json()["open_alert"] is None
+    assert client.put("/machines/press_2", json={"model": "pump_9"}).json()["backlog_job"] is None  # nothing left
+    assert len(client.get("/alerts").json()["alerts"]) == 1
+
+
+def test_a_model_loaded_at_start_up_scores_the_backlog(model_dir, tmp_path):
+    """Snippets stored by a server without models are scored when a restart brings a model."""
+    values = {"data_dir": tmp_path / "data", "alert_open_after": 1}
+    if DB_URL:
+        _fresh_database()
+        values["db_url"] = DB_URL
+    rng = np.random.default_rng(12)
+    with TestClient(create_app(Settings(**values))) as client:
+        for i in range(3):
+            post_snippet(client, wav_bytes(hum(rng, fault=i == 0)), machine="fan_new", snippet_id=f"s{i}")
+        assert client.get("/machines/fan_new").json()["status"] == "unscored"
+    with TestClient(create_app(Settings(models_dir=model_dir, **values))) as client:
+        (job,) = client.get("/jobs?machine=fan_new").json()["jobs"]
+        job = _finished(client, job["id"])
+        assert job["kind"] == "score" and job["state"] == "succeeded", job
+        assert job["result"]["model"] == "fan_id_00" and job["result"]["n_scored"] == 3
+        items = {s["snippet_id"]: s for s in client.get("/machines/fan_new/snippets").json()["items"]}
+        assert all(s["scored_late"] and s["model"] == "fan_id_00" for s in items.values())
+        assert items["s0"]["is_anomalous"] is True  # the fault clip is flagged...
+        assert client.get("/alerts").json()["alerts"] == []  # ...and opens no alert, even at open_after=1
+    with TestClient(create_app(Settings(models_dir=model_dir, **values))) as client:
+        assert len(client.get("/jobs?machine=fan_new").json()["jobs"]) == 1  # nothing left to score
+
+
 # ---------------------------------------------------------------------- torch stays out of scoring
 def test_scoring_service_does_not_import_torch(model_dir, tmp_path, clips):
     (tmp_path / "c.wav").write_bytes(clips["fault"][0])

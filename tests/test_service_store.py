@@ -184,3 +184,256 @@ def test_nothing_acknowledged_is_lost_when_the_server_is_killed(model_dir, tmp_p
         assert not list((data / "tmp").iterdir())  # interrupted uploads cleaned at start
     finally:
         server.kill()
+
+
+# ---------------------------------------------------------------------- schema versions
+def _sqlite(path: Path, *statements: str) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        for sql in statements:
+            con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+def _add_machine_and_snippets(store: Store) -> None:
+    """Machine ``m`` with a snippet scored on arrival (id 1) and one stored unscored (id 2)."""
+    from earshot.service.store import Machine, Snippet
+
+    now = utcnow()
+    with store.write() as s:
+        m = Machine(name="m", created_at=now, n_snippets=2, run_over=0, run_under=0)
+        s.add(m)
+        s.flush()
+        common = dict(machine_id=m.id, recorded_at=now, received_at=now, audio_format="wav", size_bytes=10, sr=16000,
+                      channels=1, duration_s=1.0, audio_path="audio/x.wav")
+        s.add(Snippet(client_id="scored", sha256="a" * 64, model="fan", score=1.5, threshold=2.0, is_anomalous=False,
+                      **common))
+        s.add(Snippet(client_id="unscored", sha256="b" * 64, label=0, **common))
+
+
+def _version(path: Path) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return con.execute("SELECT value FROM earshot_meta WHERE key = 'schema_version'").fetchone()
+    finally:
+        con.close()
+
+
+def _columns(path: Path, table: str) -> list[str]:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+    finally:
+        con.close()
+
+
+def _tables(path: Path) -> set[str]:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        con.close()
+
+
+def _version_1_database(tmp_path: Path, *, recorded: bool = True) -> Path:
+    """A database as version 1 left it: no snippets.scored_at/scored_late; with ``recorded=False``
+    as the first service left it, before the schema version was written at all."""
+    db = tmp_path / "v1.sqlite"
+    store = Store(f"sqlite:///{db}", tmp_path)
+    _add_machine_and_snippets(store)
+    store.close()
+    _sqlite(db, "ALTER TABLE snippets DROP COLUMN scored_at", "ALTER TABLE snippets DROP COLUMN scored_late",
+            "UPDATE earshot_meta SET value = '1'" if recorded else "DELETE FROM earshot_meta")
+    assert "scored_at" not in _columns(db, "snippets")
+    return db
+
+
+class _Logged(list):
+    """INFO records of ``earshot.service.store`` (whatever the CLI did to the earshot logger)."""
+
+    def __enter__(self):
+        import logging
+
+        self.logger = logging.getLogger("earshot.service.store")
+        self.level = self.logger.level
+        self.handler = logging.Handler(logging.INFO)
+        self.handler.emit = lambda record: self.append(record.getMessage())
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["version-1", "before-versions"])
+def test_a_version_1_database_is_migrated_to_version_2_keeping_its_data(tmp_path, recorded):
+    from earshot.service.store import SCHEMA_VERSION, Snippet
+
+    assert SCHEMA_VERSION == 2
+    db = _version_1_database(tmp_path, recorded=recorded)
+    with _Logged() as logged:
+        store = Store(f"sqlite:///{db}", tmp_path)
+    assert store.schema_version == 2 and _version(db) == ("2",)
+    assert [m for m in logged if "migrated from version 1 to 2" in m] and str(db) in logged[-1]
+    assert ("no schema version recorded" in logged[0]) is not recorded
+    with store.read() as s:
+        scored, unscored = s.get(Snippet, 1), s.get(Snippet, 2)
+    # live verdicts of version 1 were given on arrival; the unscored snippet keeps its label
+    assert scored.score == 1.5 and scored.scored_at == scored.received_at and scored.scored_late is False
+    assert unscored.score is None and unscored.scored_at is None and unscored.scored_late is None
+    assert unscored.label == 0 and unscored.client_id == "unscored"
+    store.close()
+    with _Logged() as logged:
+        Store(f"sqlite:///{db}", tmp_path).close()
+    assert not [m for m in logged if "migrated" in m]
+
+
+def test_migration_steps_run_once_record_the_version_and_newer_databases_are_refused(tmp_path, monkeypatch, capsys):
+    """The mechanism with a step of the test's own: version 2 -> 3 adds a table and a column."""
+    import uvicorn
+    from sqlalchemy import text
+
+    from earshot.cli import main
+    from earshot.errors import EarshotError, ParameterError
+    from earshot.service import store as store_mod
+    from earshot.service.app import preflight
+    from earshot.service.settings import Settings
+    from earshot.service.store import Machine, SchemaVersionError, Snippet, add_column
+
+    data = tmp_path / "data"
+    db = data / "earshot.db"
+    url = f"sqlite:///{db.resolve()}"
+    store = Store(url, data)  # created by today's code, at version 2
+    _add_machine_and_snippets(store)
+    store.close()
+
+    calls = []
+
+    def step(conn):
+        """machine notes: a table and a column."""
+        calls.append(conn)
+        conn.execute(text("CREATE TABLE machine_notes (id INTEGER PRIMARY KEY, machine_id INTEGER, note TEXT)"))
+        from sqlalchemy import Column, Integer
+
+        add_column(conn, "machines", Column("priority", Integer()))
+        conn.execute(text("UPDATE machines SET priority = 7"))
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, step)
+    preflight(Settings(data_dir=data))  # an older database is fine: start-up migrates it
+    with _Logged() as logged:
+        store = Store(url, data)
+    assert len(calls) == 1 and store.schema_version == 3 and _version(db) == ("3",)
+    assert logged == [f"database {url}: schema migrated from version 2 to 3 (machine notes: a table and a column.)"]
+    assert "machine_notes" in _tables(db) and "priority" in _columns(db, "machines")
+    with store.read() as s:  # the data survived, the step's change is there
+        assert s.execute(text("SELECT name, priority FROM machines")).all() == [("m", 7)]
+        assert [(sn.client_id, sn.score) for sn in s.query(Snippet).order_by(Snippet.id)] == [("scored", 1.5),
+                                                                                               ("unscored", None)]
+        assert s.query(Machine).one().n_snippets == 2
+    store.close()
+    Store(url, data).close()  # opened again: nothing to do
+    assert len(calls) == 1 and _version(db) == ("3",)
+
+    # the same database opened by code at version 2: refused, one line naming it and both versions
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.delitem(store_mod.MIGRATIONS, 2)
+    with pytest.raises(SchemaVersionError) as info:
+        Store(url, data)
+    message = str(info.value)
+    assert isinstance(info.value, ParameterError) and isinstance(info.value, EarshotError)
+    assert "\n" not in message and url in message and "version 3" in message and "earshot's 2" in message
+    assert _version(db) == ("3",) and "priority" in _columns(db, "machines")  # untouched
+    with pytest.raises(SchemaVersionError):
+        preflight(Settings(data_dir=data))
+    # `earshot serve` says so in one line and exits 1 (uvicorn is never started)
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: started.append(kw))
+    capsys.readouterr()
+    assert main(["serve", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert not started and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("earshot: error: database ") and url in err and "version 3" in err
+
+
+def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, monkeypatch):
+    from sqlalchemy import Column, Integer
+
+    from earshot.service import store as store_mod
+    from earshot.service.store import add_column
+
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite:///{db}"
+    store = Store(url, tmp_path)
+    _add_machine_and_snippets(store)
+    store.close()
+
+    def broken(conn):
+        """a step that fails half-way."""
+        add_column(conn, "machines", Column("priority", Integer()))
+        conn.exec_driver_sql("CREATE TABLE half_done (id INTEGER PRIMARY KEY)")
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        Store(url, tmp_path)
+    # the whole step was rolled back, its DDL included, and the version is unchanged
+    assert _version(db) == ("2",)
+    assert "priority" not in _columns(db, "machines") and "half_done" not in _tables(db)
+
+    ran = []
+
+    def fixed(conn):
+        ran.append(add_column(conn, "machines", Column("priority", Integer())))
+
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, fixed)
+    store = Store(url, tmp_path)  # fixed: the next start applies it
+    assert ran == [None] and store.schema_version == 3 and "priority" in _columns(db, "machines")
+    store.close()
+
+
+def test_no_migration_path_and_passwords_stay_out_of_messages(tmp_path, monkeypatch):
+    from earshot.service import store as store_mod
+    from earshot.service.store import SchemaVersionError, check_schema_version, safe_url
+
+    shown = safe_url("postgresql+psycopg://earshot:s3cret@db.example/earshot")
+    assert "s3cret" not in shown and "db.example/earshot" in shown
+    with pytest.raises(SchemaVersionError) as info:
+        check_schema_version(5, "postgresql+psycopg://earshot:s3cret@db.example/earshot")
+    assert "s3cret" not in str(info.value) and "schema version 5" in str(info.value)
+    check_schema_version(1, "sqlite://")  # older: migrated, not refused
+    check_schema_version(None, "sqlite://")  # new database
+    Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path).close()
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 4)  # code two versions ahead, one step missing
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, lambda conn: None)
+    with pytest.raises(SchemaVersionError, match="schema version 3 and this earshot .4. has no migration from it"):
+        Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path)
+    assert _version(tmp_path / "db.sqlite") == ("3",)  # the step that exists was applied
+
+
+def test_earshot_serve_refuses_a_newer_database_in_one_line(tmp_path):
+    """The real command, in a process of its own: exit code 1, one line, no traceback."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    Store(f"sqlite:///{(data / 'earshot.db').resolve()}", data).close()
+    _sqlite(data / "earshot.db", "UPDATE earshot_meta SET value = '99'")
+    out = subprocess.run([sys.executable, "-m", "earshot.cli", "serve", "--data", str(data), "--port", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "schema version 99" in lines[0] and "earshot's 2" in lines[0], out.stderr

@@ -112,6 +112,9 @@ def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: in
                   ) -> Optional[str]:
     """Update a machine's alert state with a newly stored, scored snippet (same transaction).
 
+    Only verdicts given on arrival count: a backlog scored late (``scored_late``) is history,
+    neither fed here nor counted in the run that opens an alert.
+
     Opens an alert (its first snippet is the first of the anomalous run) or closes the open
     one; queues a webhook notification when the machine has a URL. Returns the event.
     """
@@ -124,7 +127,7 @@ def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: in
     if what == "open":
         run = session.scalars(
             select(Snippet).where(Snippet.machine_id == machine.id, Snippet.id < snippet.id,
-                                   Snippet.is_anomalous.is_not(None))
+                                   Snippet.is_anomalous.is_not(None), Snippet.scored_late.is_not(True))
             .order_by(Snippet.id.desc()).limit(open_after - 1)
         ).all() if open_after > 1 else []
         members = [snippet, *run]

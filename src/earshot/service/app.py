@@ -97,7 +97,8 @@ def preflight(settings: Settings) -> None:
     Raises
     ------
     ParameterError
-        An unusable database URL.
+        An unusable database URL, or a database whose schema is newer than this code
+        (:class:`~earshot.service.store.SchemaVersionError`).
     BundleError
         A missing or unreadable model directory.
     OSError
@@ -124,14 +125,18 @@ def preflight(settings: Settings) -> None:
     except ImportError as exc:
         raise ParameterError(f"--db: the {url.drivername} driver is not installed ({exc.name}); "
                              "for PostgreSQL: pip install 'psycopg[binary]'") from None
+    from earshot.service.store import check_schema_version, stored_schema_version
+
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+            stored = stored_schema_version(conn, settings.database_url)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         raise ParameterError(f"--db: cannot connect to {url.render_as_string(hide_password=True)} ({reason})") from None
     finally:
         engine.dispose()
+    check_schema_version(stored, settings.database_url)  # an older one is migrated at start-up
     if settings.models_dir is not None:
         from earshot.bundle import load_model
 

@@ -4,6 +4,10 @@ Idempotent: the client names each snippet (``snippet_id``, or the ``Idempotency-
 header; by default the SHA-256 of its bytes). A retried upload with the same id and bytes is
 answered with the stored snippet (``duplicate: true``, 200) and stored once; the same id with
 other bytes is a conflict (409).
+
+A snippet of a machine that no model scores yet is stored unscored; once a model scores the
+machine (trained, set with ``PUT``, or loaded at start-up) :mod:`earshot.service.backlog`
+scores it late (``scored_late: true``), without feeding the alert state.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def snippet_dict(sn: Snippet, machine: str) -> dict[str, Any]:
         "received_at": iso(sn.received_at), "duration_s": round(sn.duration_s, 4), "sr": sn.sr,
         "channels": sn.channels, "format": sn.audio_format, "size_bytes": sn.size_bytes, "sha256": sn.sha256,
         "model": sn.model, "score": sn.score, "threshold": sn.threshold, "is_anomalous": sn.is_anomalous,
+        "scored_at": iso(sn.scored_at), "scored_late": bool(sn.scored_late),
         "alert_id": sn.alert_id, "label": LABEL_NAMES[sn.label], "labelled_at": iso(sn.labelled_at),
         "labelled_by": sn.labelled_by, "note": sn.note,
         "audio_url": f"/snippets/{sn.id}/audio", "spectrogram_url": f"/snippets/{sn.id}/spectrogram.png",
@@ -135,6 +140,7 @@ def _commit(st: ServiceState, machine: str, cid: str, when, sha: str, rel: str, 
         if verdict is not None:
             sn.model, sn.score, sn.threshold = verdict["model"], verdict["score"], verdict["threshold"]
             sn.is_anomalous = verdict["is_anomalous"]
+            sn.scored_at, sn.scored_late = now, False
         s.add(sn)
         s.flush()
         m.n_snippets = (m.n_snippets or 0) + 1

@@ -1,11 +1,14 @@
-"""Background jobs: train a machine's model from its stored normal snippets, then hot-swap it.
+"""Background jobs: train a machine's model from its stored normal snippets, then hot-swap it;
+score a machine's backlog of snippets stored while no model could score them.
 
 Jobs run one at a time in a worker thread (training uses every core; two at once would only
 slow both). Their state and progress live in the ``jobs`` table, so ``GET /jobs/{id}`` works
 from any worker process and after a restart (a job cut off by a restart is marked failed).
 The model is written with :func:`earshot.pipeline.train` (atomic: the old model stays until
 the new one is complete) into ``<data>/models/<machine>/`` and replaces the machine's model in
-the registry without a restart.
+the registry without a restart; the same job then scores the machine's unscored snippets
+(:mod:`earshot.service.backlog`). A ``score`` job does only that, queued when a model is set
+for a machine with such snippets, and at start-up for every machine a model now scores.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Optional
 from sqlalchemy import func, or_, select, update
 
 from earshot.errors import EarshotError
+from earshot.service.backlog import backlog_size, score_backlog
 from earshot.service.registry import ModelEntry, ModelRegistry
 from earshot.service.store import Job, Machine, Snippet, Store, iso, utcnow
 
@@ -75,6 +79,12 @@ class JobRunner:
         with self.store.write() as s:  # jobs cut off by a restart will never finish
             s.execute(update(Job).where(Job.state.in_(("queued", "running")))
                       .values(state="failed", message="the server restarted before the job finished", finished_at=utcnow()))
+        with self.store.read() as s:  # machines whose unscored snippets a model loaded now can score
+            names = s.scalars(select(Machine.name).where(
+                select(Snippet.id).where(Snippet.machine_id == Machine.id, Snippet.score.is_(None)).exists())
+                .order_by(Machine.name)).all()
+        for name in names:
+            self.submit_backlog(name)
         self._thread = threading.Thread(target=self._run, name="earshot-jobs", daemon=True)
         self._thread.start()
 
@@ -82,12 +92,30 @@ class JobRunner:
         self._queue.put(None)
         # A training run is not interrupted; the daemon thread ends with the process.
 
-    def submit(self, machine: str, params: dict[str, Any]) -> Job:
-        job = Job(id=str(uuid.uuid4()), kind="train", machine=machine, state="queued", progress=0.0, stage="queued",
+    def submit(self, machine: str, params: dict[str, Any], *, kind: str = "train") -> Job:
+        job = Job(id=str(uuid.uuid4()), kind=kind, machine=machine, state="queued", progress=0.0, stage="queued",
                   params=params, created_at=utcnow())
         with self.store.write() as s:
             s.add(job)
         self._queue.put(job.id)
+        return job
+
+    def submit_backlog(self, machine: str) -> Optional[Job]:
+        """Queue a ``score`` job for ``machine``'s unscored snippets if a model scores it now.
+
+        Returns the job (one already queued for the machine is reused), or None when there is
+        nothing its model could score.
+        """
+        with self.store.read() as s:
+            m = s.scalars(select(Machine).where(Machine.name == machine)).first()
+            if m is None or backlog_size(s, m, self.registry.for_machine(m.name, m.model)) == 0:
+                return None
+            queued = s.scalars(select(Job).where(Job.machine == machine, Job.kind == "score", Job.state == "queued")
+                               .limit(1)).first()
+        if queued is not None:
+            return queued
+        job = self.submit(machine, {}, kind="score")
+        log.info("machine %s: scoring its unscored snippets (job %s)", machine, job.id)
         return job
 
     def _update(self, job_id: str, **values) -> None:
@@ -105,16 +133,35 @@ class JobRunner:
                 continue
             self._update(job_id, state="running", started_at=utcnow(), stage="collecting snippets")
             try:
-                result = self._train(job)
+                if job.kind == "score":
+                    result = self._score(job)
+                    message = (f"{result['n_scored']} stored snippets scored late with model {result['model']}"
+                               f" ({result['n_anomalous']} anomalous, {result['n_not_scorable']} not scorable)")
+                else:
+                    result = self._train(job)
+                    message = f"model {result['model']} trained on {result['n_snippets']} snippets"
+                    if result["n_scored_late"] or result["n_not_scorable"]:
+                        message += (f"; {result['n_scored_late']} stored snippets scored late "
+                                    f"({result['n_not_scorable']} not scorable)")
             except EarshotError as exc:
                 self._update(job_id, state="failed", message=str(exc), finished_at=utcnow())
             except Exception as exc:  # a job must end in a state, whatever went wrong
                 log.exception("job %s failed", job_id)
                 self._update(job_id, state="failed", message=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
             else:
-                self._update(job_id, state="succeeded", progress=1.0, stage="done", result=result,
-                             message=f"model {result['model']} trained on {result['n_snippets']} snippets",
+                self._update(job_id, state="succeeded", progress=1.0, stage="done", result=result, message=message,
                              finished_at=utcnow())
+
+    def _backlog_progress(self, job_id: str, lo: float, hi: float):
+        def progress(done: int, total: int) -> None:
+            self._update(job_id, progress=lo + (hi - lo) * done / max(total, 1),
+                         stage=f"scoring stored snippets {done}/{total}")
+
+        return progress
+
+    def _score(self, job: Job) -> dict[str, Any]:
+        self._update(job.id, stage="scoring stored snippets")
+        return score_backlog(self.store, self.registry, job.machine, progress=self._backlog_progress(job.id, 0.0, 0.99))
 
     def _train(self, job: Job) -> dict[str, Any]:
         import torch
@@ -173,7 +220,16 @@ class JobRunner:
         with self.store.write() as s:
             m = s.scalars(select(Machine).where(Machine.name == job.machine)).first()
             m.model = job.machine
+        seconds = round(time.perf_counter() - started, 2)
+        # snippets stored while no model scored the machine: scored now, late, without alerts
+        try:
+            late = score_backlog(self.store, self.registry, job.machine,
+                                 progress=self._backlog_progress(job.id, 0.97, 0.995))
+        except Exception:  # the model is trained and in place; the next start-up scores what is left
+            log.exception("machine %s: scoring its stored snippets after training failed", job.machine)
+            late = {"n_scored": 0, "n_not_scorable": 0}
         (summary,) = result.groups.values()
         return {"model": job.machine, "n_snippets": len(snippets), "threshold": summary["threshold"],
                 "threshold_method": summary["threshold_method"], "threshold_source": summary["threshold_source"],
-                "false_alarm_rate": summary["false_alarm_rate"], "seconds": round(time.perf_counter() - started, 2)}
+                "false_alarm_rate": summary["false_alarm_rate"], "seconds": seconds,
+                "n_scored_late": late["n_scored"], "n_not_scorable": late["n_not_scorable"]}

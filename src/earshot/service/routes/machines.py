@@ -58,10 +58,11 @@ def machine_dict(st: ServiceState, s, m: Machine, *, history: int) -> dict[str, 
         out["open_alert"] = alert_dict(alert, m.name) if alert else None
     if history:
         rows = s.execute(select(Snippet.id, Snippet.recorded_at, Snippet.score, Snippet.threshold, Snippet.is_anomalous,
-                                Snippet.label).where(Snippet.machine_id == m.id).order_by(Snippet.id.desc())
-                         .limit(history)).all()
+                                Snippet.label, Snippet.scored_late)
+                         .where(Snippet.machine_id == m.id).order_by(Snippet.id.desc()).limit(history)).all()
         out["history"] = [{"id": r.id, "t": iso(r.recorded_at), "score": r.score, "threshold": r.threshold,
-                           "is_anomalous": r.is_anomalous, "label": {1: "anomaly", 0: "normal"}.get(r.label)}
+                           "is_anomalous": r.is_anomalous, "label": {1: "anomaly", 0: "normal"}.get(r.label),
+                           "scored_late": bool(r.scored_late)}
                           for r in reversed(rows)]
     return out
 
@@ -97,7 +98,11 @@ def machine(machine: str = Depends(machine_name), history: int = Query(200, ge=0
 
 @router.put("/machines/{machine}", dependencies=[Depends(require_key)])
 def configure(body: MachineIn, machine: str = Depends(machine_name), st: ServiceState = Depends(state)) -> dict[str, Any]:
-    """Create or configure a machine: which model scores it, where its alerts are posted."""
+    """Create or configure a machine: which model scores it, where its alerts are posted.
+
+    Setting a model for a machine with snippets stored unscored queues a job scoring them
+    (``backlog_job``; they are marked ``scored_late`` and open no alert).
+    """
     given = body.model_fields_set
     if "model" in given and body.model is not None and st.registry.get(body.model) is None:
         raise ApiError(422, f"model: expected one of {', '.join(st.registry.names()) or '(no models loaded)'}, got {body.model!r}")
@@ -115,7 +120,11 @@ def configure(body: MachineIn, machine: str = Depends(machine_name), st: Service
         if "webhook_url" in given:
             m.webhook_url = body.webhook_url or None
         s.flush()
-        return machine_dict(st, s, m, history=0)
+        out = machine_dict(st, s, m, history=0)
+    # snippets stored while no model scored the machine are scored now, in the background
+    job = st.jobs.submit_backlog(machine) if "model" in given else None
+    out["backlog_job"] = {**job_dict(job), "url": f"/jobs/{job.id}"} if job is not None else None
+    return out
 
 
 @router.post("/machines/{machine}/snippets", dependencies=[Depends(require_key)], status_code=201,
