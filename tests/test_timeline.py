@@ -131,6 +131,25 @@ def test_window_geometry():
                        model_hop=8).check()
 
 
+def test_default_window_is_one_second_or_the_models_shortest():
+    """No --window-s: 1 s, or the shortest window a model with long patches can always score."""
+    from types import SimpleNamespace
+
+    from earshot.features.config import FeatureConfig
+
+    def bundle(min_frames, hop_frames):
+        return SimpleNamespace(features=FeatureConfig(), min_frames=min_frames,
+                               manifest={"fitted": {"windows": {"hop_frames": hop_frames}}, "model": {"params": {}}})
+
+    assert WindowGeometry.for_bundle(bundle(5, 1)).window_s == 1.0  # dense AE: 5 frames
+    cnn = WindowGeometry.for_bundle(bundle(32, 16))  # CNN patches: 32 frames every 16 -> 47 frames, 1.504 s
+    assert cnn.window_s == pytest.approx(1.6)
+    cnn.check()
+    with pytest.raises(ParameterError, match="at least 1.50 s"):
+        WindowGeometry.for_bundle(bundle(32, 16), window_s=1.0)
+    assert WindowGeometry.for_bundle(bundle(32, 16), window_s=3.0).window_s == 3.0
+
+
 def test_window_score_is_the_clip_score_of_its_frames(case):
     """A window is scored as a clip of its frames: the bundle's aggregate of the model windows
     inside it, on the continuous log-mel of the recording."""

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 TIMELINE_COLUMNS = ("start_s", "end_s", "score", "threshold", "is_anomalous")
 EVENT_COLUMNS = ("start_s", "end_s", "peak_score", "mean_score")
+#: Window length (s) when none is asked for and the model can score one this short.
+DEFAULT_WINDOW_S = 1.0
 
 
 def frame_span(start: int, stop: int, hop_length: int) -> tuple[int, int]:
@@ -106,12 +108,19 @@ class WindowGeometry:
     model_hop: int = 1
 
     @classmethod
-    def for_bundle(cls, bundle, *, window_s: float = 1.0, hop_s: float = 0.1) -> "WindowGeometry":
-        """The geometry of ``bundle`` (a loaded :class:`~earshot.bundle.Bundle`) for these windows."""
+    def for_bundle(cls, bundle, *, window_s: float | None = None, hop_s: float = 0.1) -> "WindowGeometry":
+        """The geometry of ``bundle`` (a loaded :class:`~earshot.bundle.Bundle`) for these windows.
+
+        ``window_s=None`` takes 1 s, or the shortest window the model can always score when
+        that is longer (rounded up to 0.1 s; e.g. a CNN whose patches span 32 frames).
+        """
+        f = bundle.features
+        if window_s is None:
+            need = (int(bundle.min_frames) + model_window_hop(bundle) - 1) * f.hop_length / f.sr
+            window_s = max(DEFAULT_WINDOW_S, math.ceil(round(need * 10, 6)) / 10)
         for name, value in (("window_s", window_s), ("hop_s", hop_s)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ParameterError(f"{name}: expected a positive number of seconds, got {value!r}")
-        f = bundle.features
         geo = cls(sr=f.sr, n_fft=f.n_fft, hop_length=f.hop_length,
                   window_samples=int(round(window_s * f.sr)), hop_samples=max(1, int(round(hop_s * f.sr))),
                   model_frames=int(bundle.min_frames), model_hop=model_window_hop(bundle))

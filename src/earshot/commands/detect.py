@@ -28,7 +28,7 @@ def register(app: typer.Typer, out, err) -> None:
     def detect(
         model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")],
         recording: Annotated[Path, typer.Argument(metavar="LONG.wav", help="A long recording.")],
-        window_s: Annotated[float, typer.Option(help="Window length (s); each window is scored like a clip.")] = 1.0,
+        window_s: Annotated[Optional[float], typer.Option(help="Window length (s); each window is scored like a clip. Default: 1 s, or the shortest window the model can score if longer.")] = None,
         hop_s: Annotated[float, typer.Option(help="Time between window starts (s).")] = 0.1,
         sensitivity: Annotated[Optional[float], typer.Option(help="S > 0: divide the margin between the normal level and the model's threshold by S (2: more alarms, 0.5: fewer).")] = None,
         threshold: Annotated[Optional[float], typer.Option(help="Use this threshold instead of the model's.")] = None,

@@ -26,7 +26,7 @@ def register(app: typer.Typer, out, err) -> None:
         list_devices: Annotated[bool, typer.Option("--list-devices", help="List the audio input devices and exit.")] = False,
         record: Annotated[Optional[Path], typer.Option(help="Also write the audio heard to this wav file.")] = None,
         events_csv: Annotated[Path, typer.Option("--events", help="CSV log the events are appended to as they end.")] = Path("listen-events.csv"),
-        window_s: Annotated[float, typer.Option(help="Window length (s); each window is scored like a clip.")] = 1.0,
+        window_s: Annotated[Optional[float], typer.Option(help="Window length (s); each window is scored like a clip. Default: 1 s, or the shortest window the model can score if longer.")] = None,
         hop_s: Annotated[float, typer.Option(help="Time between window starts (s): a verdict this often.")] = 0.1,
         sensitivity: Annotated[Optional[float], typer.Option(help="S > 0: divide the margin between the normal level and the model's threshold by S (2: more alarms, 0.5: fewer).")] = None,
         threshold: Annotated[Optional[float], typer.Option(help="Use this threshold instead of the model's.")] = None,

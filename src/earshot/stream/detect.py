@@ -115,7 +115,7 @@ class DetectResult:
                                title=self.path.name)
 
 
-def detect_file(model, path: str | os.PathLike, *, group: str | None = None, window_s: float = 1.0,
+def detect_file(model, path: str | os.PathLike, *, group: str | None = None, window_s: float | None = None,
                 hop_s: float = 0.1, events: EventSettings | None = None, threads: int = 0,
                 spectrogram: bool = True) -> DetectResult:
     """Per-window scores, events and a verdict for one long recording.
