@@ -259,12 +259,12 @@ def _version_1_database(tmp_path: Path, *, recorded: bool = True) -> Path:
 
 
 class _Logged(list):
-    """INFO records of ``earshot.service.store`` (whatever the CLI did to the earshot logger)."""
+    """INFO records of ``earshot.service.migrations`` (whatever the CLI did to the earshot logger)."""
 
     def __enter__(self):
         import logging
 
-        self.logger = logging.getLogger("earshot.service.store")
+        self.logger = logging.getLogger("earshot.service.migrations")
         self.level = self.logger.level
         self.handler = logging.Handler(logging.INFO)
         self.handler.emit = lambda record: self.append(record.getMessage())
@@ -307,7 +307,7 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
 
     from earshot.cli import main
     from earshot.errors import EarshotError, ParameterError
-    from earshot.service import store as store_mod
+    from earshot.service import migrations  # owns SCHEMA_VERSION and MIGRATIONS: patch them there
     from earshot.service.app import preflight
     from earshot.service.settings import Settings
     from earshot.service.store import Machine, SchemaVersionError, Snippet, add_column
@@ -330,8 +330,8 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
         add_column(conn, "machines", Column("priority", Integer()))
         conn.execute(text("UPDATE machines SET priority = 7"))
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, step)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, step)
     preflight(Settings(data_dir=data))  # an older database is fine: start-up migrates it
     with _Logged() as logged:
         store = Store(url, data)
@@ -348,8 +348,8 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
     assert len(calls) == 1 and _version(db) == ("3",)
 
     # the same database opened by code at version 2: refused, one line naming it and both versions
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.delitem(store_mod.MIGRATIONS, 2)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
+    monkeypatch.delitem(migrations.MIGRATIONS, 2)
     with pytest.raises(SchemaVersionError) as info:
         Store(url, data)
     message = str(info.value)
@@ -371,7 +371,7 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
 def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, monkeypatch):
     from sqlalchemy import Column, Integer
 
-    from earshot.service import store as store_mod
+    from earshot.service import migrations  # owns SCHEMA_VERSION and MIGRATIONS: patch them there
     from earshot.service.store import add_column
 
     db = tmp_path / "db.sqlite"
@@ -386,8 +386,8 @@ def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, 
         conn.exec_driver_sql("CREATE TABLE half_done (id INTEGER PRIMARY KEY)")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, broken)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         Store(url, tmp_path)
     # the whole step was rolled back, its DDL included, and the version is unchanged
@@ -399,14 +399,14 @@ def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, 
     def fixed(conn):
         ran.append(add_column(conn, "machines", Column("priority", Integer())))
 
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, fixed)
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, fixed)
     store = Store(url, tmp_path)  # fixed: the next start applies it
     assert ran == [None] and store.schema_version == 3 and "priority" in _columns(db, "machines")
     store.close()
 
 
 def test_no_migration_path_and_passwords_stay_out_of_messages(tmp_path, monkeypatch):
-    from earshot.service import store as store_mod
+    from earshot.service import migrations  # owns SCHEMA_VERSION and MIGRATIONS: patch them there
     from earshot.service.store import SchemaVersionError, check_schema_version, safe_url
 
     shown = safe_url("postgresql+psycopg://earshot:s3cret@db.example/earshot")
@@ -417,8 +417,8 @@ def test_no_migration_path_and_passwords_stay_out_of_messages(tmp_path, monkeypa
     check_schema_version(1, "sqlite://")  # older: migrated, not refused
     check_schema_version(None, "sqlite://")  # new database
     Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path).close()
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 4)  # code two versions ahead, one step missing
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, lambda conn: None)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 4)  # code two versions ahead, one step missing
+    monkeypatch.setitem(migrations.MIGRATIONS, 2, lambda conn: None)
     with pytest.raises(SchemaVersionError, match="schema version 3 and this earshot .4. has no migration from it"):
         Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path)
     assert _version(tmp_path / "db.sqlite") == ("3",)  # the step that exists was applied

@@ -125,7 +125,7 @@ def preflight(settings: Settings) -> None:
     except ImportError as exc:
         raise ParameterError(f"--db: the {url.drivername} driver is not installed ({exc.name}); "
                              "for PostgreSQL: pip install 'psycopg[binary]'") from None
-    from earshot.service.store import check_schema_version, stored_schema_version
+    from earshot.service.migrations import check_schema_version, stored_schema_version
 
     try:
         with engine.connect() as conn:
