@@ -195,6 +195,12 @@ def test_event_log_is_a_valid_csv_at_every_moment(tmp_path):
     from earshot.timeline import Event
 
     log = EventLog(tmp_path / "e.csv")
+    assert not (tmp_path / "e.csv").exists(), "opened by the first event (or a session's end), not before"
     log.write(Event(1.0, 5.0, 3.0, 2.0))
     assert read_events(tmp_path / "e.csv") == [{"start_s": 1.0, "end_s": 5.0, "peak_score": 3.0, "mean_score": 2.0}]
     log.close()
+    quiet = EventLog(tmp_path / "quiet.csv")
+    quiet.close()  # a session that ran without events: the log exists, header only
+    assert (tmp_path / "quiet.csv").read_text() == "start_s,end_s,peak_score,mean_score\n"
+    EventLog(tmp_path / "never.csv").close(create=False)  # a session that never started
+    assert not (tmp_path / "never.csv").exists()

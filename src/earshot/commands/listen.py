@@ -34,7 +34,7 @@ def register(app: typer.Typer, out, err) -> None:
         merge_gap_s: Annotated[Optional[float], typer.Option(help="Merge events closer than this (s); default: --window-s.")] = None,
         hysteresis: Annotated[float, typer.Option(help="An event ends this fraction of the way from the threshold down to the normal level.")] = 0.5,
         group: Annotated[Optional[str], typer.Option(help="With a model set: the group's model to use.")] = None,
-        channel: Annotated[Optional[int], typer.Option(help="Input channel (0-based); default: the model's, else the mean of all.")] = None,
+        channel: Annotated[Optional[int], typer.Option(help="Input channel (0-based); default: the model's, else the mean of a mono or stereo input (the first channel of a device with more).")] = None,
         duration_s: Annotated[Optional[float], typer.Option("--duration-s", help="Stop after this much audio (s); default: until the input ends or Ctrl-C.")] = None,
         print_every_s: Annotated[float, typer.Option(help="Rolling verdict every this many seconds of audio (0: every window).")] = 1.0,
         blocksize: Annotated[int, typer.Option(help="Samples per audio block (the sound card's period).")] = 1024,
@@ -111,7 +111,7 @@ def register(app: typer.Typer, out, err) -> None:
                               max_seconds=duration_s)
             ok = True
         finally:
-            log.close()
+            log.close(create=ok)
             if recorder is not None:
                 if ok:
                     recorder.close()
@@ -122,6 +122,7 @@ def register(app: typer.Typer, out, err) -> None:
         out.print(f"listened to {summary.seconds:.1f} s of audio in {wall:.1f} s{speed}: {summary.n_windows} windows, "
                   f"{summary.n_above} above the threshold, {summary.events} event(s)"
                   f"{'; interrupted' if summary.interrupted else ''}"
-                  f"{f'; {summary.dropped_samples} samples dropped (the scorer fell behind)' if summary.dropped_samples else ''}")
+                  f"{f'; {summary.dropped_samples} samples dropped (the scorer fell behind)' if summary.dropped_samples else ''}"
+                  f"{f'; {summary.input_overflows} input overflow(s) (audio lost by the sound card)' if summary.input_overflows else ''}")
         if record is not None:
             out.print(f"recorded: {record}")

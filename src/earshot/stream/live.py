@@ -69,38 +69,52 @@ class EventLog:
     """Events appended to a CSV file as they end (``start_s, end_s, peak_score, mean_score``).
 
     A log, not a report: each row is written whole and flushed, so the file is always a valid
-    CSV however the session ends. An existing log with the same header is appended to.
+    CSV however the session ends. An existing log with the same header is appended to. The
+    file is checked at once but only opened by the first event, or by :meth:`close` after a
+    session that ran (a session that never started leaves no file behind).
     """
 
     def __init__(self, path: str | os.PathLike):
-        import csv
-
         from earshot.timeline import EVENT_COLUMNS
 
         self.path = Path(path)
         if self.path.is_dir():
             raise ParameterError(f"--events {self.path}: expected a file name, got a folder")
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        if not fresh:
+        self._fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not self._fresh:
             with open(self.path, encoding="utf-8") as fh:
                 head = fh.readline().strip()
             if head != ",".join(EVENT_COLUMNS):
                 raise ParameterError(f"--events {self.path}: exists and is not an earshot events log (header {head!r})")
+        self._fh = None
+
+    def _open(self) -> None:
+        import csv
+
+        from earshot.timeline import EVENT_COLUMNS
+
+        if self._fh is not None:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8", newline="")
         self._writer = csv.writer(self._fh, lineterminator="\n")
-        if fresh:
+        if self._fresh:
             self._writer.writerow(EVENT_COLUMNS)
             self._fh.flush()
 
     def write(self, event: Event) -> None:
         from earshot.timeline import event_row
 
+        self._open()
         self._writer.writerow(event_row(event))
         self._fh.flush()
 
-    def close(self) -> None:
-        self._fh.close()
+    def close(self, *, create: bool = True) -> None:
+        """Close the log; ``create``: write it (header only) even if no event came."""
+        if create:
+            self._open()
+        if self._fh is not None:
+            self._fh.close()
 
 
 # ---------------------------------------------------------------------- the monitor loop
@@ -113,6 +127,7 @@ class MonitorSummary:
     n_above: int = 0
     events: int = 0
     dropped_samples: int = 0
+    input_overflows: int = 0  # blocks the sound card flagged: audio lost before it reached earshot
     wall_seconds: float = 0.0
     interrupted: bool = False
     last_events: list[Event] = field(default_factory=list)  # the last few (bounded)
@@ -167,6 +182,7 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
         if on_event is not None:
             on_event(e)
 
+    failure: EarshotError | None = None
     source.start(ring)
     try:
         while not (stop is not None and stop.is_set()):
@@ -182,9 +198,9 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
             handle(scorer.push(x))
             if limit is not None and scorer.n_samples >= limit:
                 break
-        if source.error is not None:
+        if source.error is not None:  # raised below, once the open events are closed (like Ctrl-C)
             err = source.error
-            raise err if isinstance(err, EarshotError) else AudioError(f"audio input failed ({err})")
+            failure = err if isinstance(err, EarshotError) else AudioError(f"audio input failed ({err})")
     except KeyboardInterrupt:  # Ctrl-C ends a session like the end of a file: open events are closed
         summary.interrupted = True
     finally:
@@ -193,9 +209,15 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     handle(scorer.finish())
     for e in tracker.finish():
         _event(e)
+    if failure is not None:  # an unplugged device mid-alarm: the event is logged, then the error
+        raise failure
     summary.seconds = scorer.n_samples / source.sr
     summary.dropped_samples = ring.dropped
+    summary.input_overflows = int(getattr(source, "status_flags", 0))
     summary.wall_seconds = time.perf_counter() - started
     if ring.dropped:
         log.warning("the scorer fell behind: %d samples (%.1f s) were dropped", ring.dropped, ring.dropped / source.sr)
+    if summary.input_overflows:
+        log.warning("the input device reported %d overflow(s): some audio was lost before it reached earshot "
+                    "(a busy machine? try a larger --blocksize)", summary.input_overflows)
     return summary

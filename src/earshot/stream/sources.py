@@ -159,9 +159,15 @@ class DeviceSource:
     sr : int
         Rate to open the device at (the model's).
     channel : int or None
-        Channel to use; None averages the device's channels.
+        Channel to use; None averages the channels of a mono or stereo device (one with more
+        channels is opened with one, its first).
     blocksize : int
         Samples per callback.
+
+    A stream that ends without :meth:`stop` (the device was unplugged, or the callback
+    raised) sets :attr:`error` and closes the ring, so :func:`~earshot.stream.monitor` stops
+    and reports it instead of waiting for samples that will never come. :attr:`status_flags`
+    counts the blocks PortAudio flagged (input overflow: samples lost before the callback).
     """
 
     def __init__(self, device: int | str | None, *, sr: int, channel: int | None = None, blocksize: int = 1024):
@@ -171,6 +177,7 @@ class DeviceSource:
         self.blocksize = int(blocksize)
         self.realtime = True
         self._stream = None
+        self._stopping = False
         self.error: BaseException | None = None
         self.status_flags = 0
 
@@ -199,20 +206,34 @@ class DeviceSource:
         def callback(indata, frames, time_info, status) -> None:  # PortAudio's thread: no waiting here
             if status:
                 self.status_flags += 1
-            ring.write(_mono(indata, self.channel if channels > 1 else None) if indata.ndim == 2 and indata.shape[1] > 1
-                       else indata.reshape(-1))
+            try:
+                ring.write(_mono(indata, self.channel if channels > 1 else None)
+                           if indata.ndim == 2 and indata.shape[1] > 1 else indata.reshape(-1))
+            except Exception as exc:  # sounddevice would only print it and abort the stream
+                self.error = exc
+                raise sd.CallbackAbort from None
 
+        def finished() -> None:  # the stream went inactive: stop(), or the device went away
+            if not self._stopping:
+                if self.error is None:
+                    self.error = AudioError(f"input device {info['name']!r} stopped delivering audio "
+                                            "(unplugged, or taken by another program?)")
+                ring.close()  # monitor() stops waiting and reports self.error
+
+        self._stopping = False
         try:
             self._stream = sd.InputStream(device=self.device, samplerate=self.sr, channels=channels, dtype="float32",
-                                          blocksize=self.blocksize, callback=callback)
+                                          blocksize=self.blocksize, callback=callback, finished_callback=finished)
             self._stream.start()
         except Exception as exc:
+            self.stop()  # opened but not started: close it again
             raise EarshotError(f"cannot open input device {info['name']!r} at {self.sr} Hz ({exc})") from None
 
     def stop(self) -> None:
-        if self._stream is not None:
+        self._stopping = True
+        stream, self._stream = self._stream, None
+        if stream is not None:
             try:
-                self._stream.stop()
-                self._stream.close()
+                stream.stop()
             finally:
-                self._stream = None
+                stream.close()

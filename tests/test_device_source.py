@@ -1,0 +1,640 @@
+"""earshot listen from a sound card, without one: a fake ``sounddevice`` module drives the real
+:class:`~earshot.stream.DeviceSource`, :func:`~earshot.stream.monitor` and ``earshot listen``.
+
+The fake mirrors what python-sounddevice does on top of PortAudio (0.5): ``query_devices``
+and its errors (``PortAudioError('Error querying device 99')``, ``ValueError('No input device
+matching ...')``, ``ValueError('Not an input device: ...')``); an ``InputStream`` that calls
+``callback(indata, frames, time, status)`` from its own thread with ``indata`` a
+``(frames, channels)`` float32 view of a buffer that is overwritten once the callback returns,
+``status`` a ``CallbackFlags`` (input overflow = 0x2); an exception in the callback prints a
+traceback and aborts the stream (cffi's ``error=paAbort``); ``finished_callback`` runs when the
+stream becomes inactive (``stop()``, an abort, or, as PortAudio's ALSA host API does, when the
+device goes away); ``stop()`` waits for the callback thread; ``stop``/``close`` ignore errors.
+Blocks are cut from a known signal and delivered faster than real time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import traceback
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from earshot.cli import main
+from earshot.errors import AudioError, EarshotError
+from earshot.stream import DeviceSource, RingBuffer, StreamScorer, list_input_devices, monitor
+from earshot.timeline import EventSettings, WindowGeometry
+
+from test_timeline import FAULT, long_case, read_events
+
+SR = 16000
+
+
+# ---------------------------------------------------------------------- the fake sounddevice
+class PortAudioError(Exception):
+    """As sounddevice's: ``args = (message, PaErrorCode)``, shown ``message [PaErrorCode n]``."""
+
+    def __str__(self):
+        msg = self.args[0] if self.args else ""
+        return f"{msg} [PaErrorCode {self.args[1]}]" if len(self.args) > 1 else msg
+
+
+class CallbackStop(Exception):
+    pass
+
+
+class CallbackAbort(Exception):
+    pass
+
+
+class CallbackFlags:
+    """As sounddevice's: truthy when any PortAudio status bit is set."""
+
+    INPUT_OVERFLOW = 0x2  # paInputOverflow
+
+    def __init__(self, flags: int = 0):
+        self._flags = flags
+
+    def __bool__(self):
+        return bool(self._flags)
+
+    @property
+    def input_overflow(self) -> bool:
+        return bool(self._flags & self.INPUT_OVERFLOW)
+
+    @property
+    def input_underflow(self) -> bool:
+        return bool(self._flags & 0x1)
+
+
+@dataclass
+class FakeDevice:
+    """A sound card: what PortAudio says about it and what its microphone hears."""
+
+    name: str
+    channels: int  # max input channels
+    outputs: int = 0
+    default_sr: float = 48000.0
+    rates: tuple[int, ...] | None = None  # sample rates it opens at (None: any)
+    signal: np.ndarray | None = None  # (n, channels) float32: the first samples it delivers
+    speed: float = 100.0  # blocks come this many times faster than real time
+    overflow_at: tuple[int, ...] = ()  # these blocks come flagged input_overflow, one block lost before each
+    lost_after: int | None = None  # unplugged after this many blocks
+    start_error: str | None = None  # Pa_StartStream fails with this (e.g. "Device unavailable")
+    seed: int = 1  # the low noise it hears once the signal is over
+
+
+class FakeInputStream:
+    def __init__(self, sd: "FakeSoundDevice", *, samplerate=None, blocksize=None, device=None, channels=None,
+                 dtype=None, latency=None, callback=None, finished_callback=None):
+        index = sd._device_id(device, "input")
+        info = sd.query_devices(index)  # PortAudioError for an index PortAudio does not know
+        self.dev: FakeDevice = sd.devices[index]
+        self.kwargs = dict(samplerate=samplerate, blocksize=blocksize, device=device, channels=channels, dtype=dtype)
+        if not 1 <= channels <= info["max_input_channels"]:
+            raise PortAudioError("Error opening InputStream: Invalid number of channels", -9998)
+        if self.dev.rates is not None and samplerate not in self.dev.rates:
+            raise PortAudioError("Error opening InputStream: Invalid sample rate", -9997)
+        assert dtype == "float32" and blocksize and callback is not None
+        self.samplerate, self.blocksize, self.channels = samplerate, blocksize, channels
+        self.callback, self.finished_callback = callback, finished_callback
+        self.calls = 0  # callbacks made
+        self.delivered: list[np.ndarray] = []  # copies of every block handed to the callback
+        self.outcome = None  # how the callback loop ended: "stopped", "lost", "aborted", "error: ..."
+        self.events: list[str] = []  # open, start, stop, close, finished (in order)
+        self.active = self.closed = False
+        self._halt = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.events.append("open")
+        sd.streams.append(self)
+
+    @property
+    def delivered_samples(self) -> int:
+        with self._lock:
+            return sum(len(b) for b in self.delivered)
+
+    def audio(self) -> np.ndarray:
+        """Everything delivered, (n, channels)."""
+        with self._lock:
+            return np.concatenate(self.delivered) if self.delivered else np.empty((0, self.channels), np.float32)
+
+    def start(self):
+        self.events.append("start")
+        if self.dev.start_error:
+            raise PortAudioError(f"Error starting stream: {self.dev.start_error}", -9985)
+        self.active = True
+        self._thread = threading.Thread(target=self._run, name="fake-portaudio", daemon=True)
+        self._thread.start()
+
+    def _source(self):
+        """Blocks of ``blocksize`` frames x ``channels``: the signal, then low noise for ever."""
+        bs, dev = self.blocksize, self.dev
+        sig = dev.signal if dev.signal is not None else np.zeros((0, dev.channels), np.float32)
+        rng = np.random.default_rng(dev.seed)
+        pos, i = 0, 0
+        while True:
+            if i in dev.overflow_at:  # an xrun: the samples of one period never reached the callback
+                pos += bs
+            block = sig[pos : pos + bs, : self.channels]
+            if len(block) < bs:  # past the signal: the room's noise
+                block = np.concatenate([block, 0.001 * rng.standard_normal((bs - len(block), self.channels))])
+            yield i, np.ascontiguousarray(block, dtype=np.float32)
+            pos += bs
+            i += 1
+
+    def _run(self):
+        buf = np.empty((self.blocksize, self.channels), np.float32)  # PortAudio's memory, reused
+        period = self.blocksize / self.samplerate / self.dev.speed
+        t0 = time.perf_counter()
+        try:
+            for i, block in self._source():
+                if self._halt.is_set():
+                    self.outcome = "stopped"
+                    break
+                if self.dev.lost_after is not None and i >= self.dev.lost_after:
+                    self.outcome = "lost"  # ALSA: the callback thread ends, the stream goes inactive
+                    break
+                delay = t0 + i * period - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                buf[:] = block
+                with self._lock:
+                    self.delivered.append(block.copy())
+                status = CallbackFlags(CallbackFlags.INPUT_OVERFLOW if i in self.dev.overflow_at else 0)
+                ti = types.SimpleNamespace(inputBufferAdcTime=i * period, currentTime=(i + 1) * period,
+                                           outputBufferDacTime=0.0)
+                self.calls += 1
+                try:
+                    self.callback(buf, self.blocksize, ti, status)
+                except CallbackStop:
+                    self.outcome = "complete"
+                    break
+                except CallbackAbort:
+                    self.outcome = "aborted"
+                    break
+                except Exception as exc:  # cffi: the traceback is printed, paAbort is returned
+                    traceback.print_exc()
+                    self.outcome = f"error: {exc!r}"
+                    break
+                finally:
+                    buf.fill(np.nan)  # the next period overwrites it: nobody may keep a view
+        finally:
+            self.active = False
+            self.events.append("finished")
+            if self.finished_callback is not None:
+                self.finished_callback()
+
+    def stop(self, ignore_errors=True):
+        self.events.append("stop")
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            assert not self._thread.is_alive(), "the fake callback thread did not end"
+
+    def abort(self, ignore_errors=True):
+        self.stop()
+
+    def close(self, ignore_errors=True):
+        if self.active:
+            self.abort()
+        self.events.append("close")
+        self.closed = True
+
+
+class FakeSoundDevice(types.ModuleType):
+    """The parts of the sounddevice module earshot uses."""
+
+    PortAudioError = PortAudioError
+    CallbackFlags = CallbackFlags
+    CallbackStop = CallbackStop
+    CallbackAbort = CallbackAbort
+
+    def __init__(self, devices: list[FakeDevice], default_input: int = 0):
+        super().__init__("sounddevice")
+        self.devices = devices
+        self.default = types.SimpleNamespace(device=[default_input, -1])
+        self.streams: list[FakeInputStream] = []
+
+    def _device_id(self, device, kind):
+        if device is None:
+            device = self.default.device[0]
+        if isinstance(device, int):
+            return device
+        subs = device.lower().split()
+        matches = [i for i, d in enumerate(self.devices) if getattr(d, "channels" if kind == "input" else "outputs") > 0
+                   and all(s in d.name.lower() for s in subs)]
+        if len(matches) != 1:
+            raise ValueError(f"No {kind} device matching {device!r}" if not matches
+                             else f"Multiple {kind} devices found for {device!r}")
+        return matches[0]
+
+    def query_devices(self, device=None, kind=None):
+        if device is None and kind is None:
+            return [self.query_devices(i) for i in range(len(self.devices))]
+        index = self._device_id(device, kind)
+        if not 0 <= index < len(self.devices):
+            raise PortAudioError(f"Error querying device {index}")
+        d = self.devices[index]
+        info = {"name": d.name, "index": index, "hostapi": 0, "max_input_channels": d.channels,
+                "max_output_channels": d.outputs, "default_samplerate": d.default_sr,
+                "default_low_input_latency": 0.01, "default_high_input_latency": 0.1}
+        if kind and info[f"max_{kind}_channels"] < 1:
+            raise ValueError(f"Not an {kind} device: {d.name!r}")
+        return info
+
+    def InputStream(self, **kwargs):  # noqa: N802 (sounddevice's name)
+        return FakeInputStream(self, **kwargs)
+
+
+@pytest.fixture
+def fake_sd(monkeypatch):
+    """``install(*devices, default_input=0)`` puts a fake sounddevice in ``sys.modules``."""
+
+    def install(*devices: FakeDevice, default_input: int = 0) -> FakeSoundDevice:
+        sd = FakeSoundDevice(list(devices), default_input)
+        monkeypatch.setitem(sys.modules, "sounddevice", sd)
+        return sd
+
+    return install
+
+
+# ---------------------------------------------------------------------- signals, helpers
+def machine_sound(seconds: float, channels: int, seed: int = 0) -> np.ndarray:
+    """A hum (50 Hz and harmonics, a little noise) with a loud 2.5 kHz fault tone in the middle
+    third; each channel hears it differently (its own gain, phase and noise). (n, channels) float32."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    t = np.arange(n) / SR
+    out = np.empty((n, channels), np.float32)
+    fault = np.zeros(n)
+    fault[n // 3 : 2 * n // 3] = 0.5 * np.sin(2 * np.pi * 2500 * t[n // 3 : 2 * n // 3])
+    for k in range(channels):
+        hum = 0.2 * np.sin(2 * np.pi * 50 * t + k) + 0.1 * np.sin(2 * np.pi * 100 * t + 0.3 * k)
+        out[:, k] = (1.0 - 0.2 * k) * (hum + fault) + 0.02 * rng.standard_normal(n)
+    return out
+
+
+def drain(ring: RingBuffer, n: int, timeout: float = 10.0) -> np.ndarray:
+    """Read ``n`` samples from ``ring`` (what the scorer would get)."""
+    parts, got, deadline = [], 0, time.monotonic() + timeout
+    while got < n:
+        assert time.monotonic() < deadline, f"only {got} of {n} samples arrived"
+        x = ring.read(timeout=0.5)
+        assert x is not None, f"the ring was closed after {got} of {n} samples"
+        assert x.dtype == np.float32
+        parts.append(x)
+        got += x.size
+    return np.concatenate(parts)
+
+
+def within(seconds: float, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a thread: its result or its exception, or fail (not hang) after ``seconds``."""
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 (re-raised below)
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still running after {seconds} s (it would hang for ever)"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class SpyScorer:
+    """The real StreamScorer, keeping a copy of every block monitor() pushes."""
+
+    def __init__(self, inner: StreamScorer, on_push=None):
+        self.inner, self.pushed, self.on_push = inner, [], on_push
+
+    @property
+    def n_samples(self) -> int:
+        return self.inner.n_samples
+
+    def push(self, x):
+        assert x.dtype == np.float32 and x.ndim == 1
+        self.pushed.append(x.copy())
+        if self.on_push is not None:
+            self.on_push(self)
+        return self.inner.push(x)
+
+    def finish(self):
+        return self.inner.finish()
+
+    def audio(self) -> np.ndarray:
+        return np.concatenate(self.pushed) if self.pushed else np.empty(0, np.float32)
+
+
+@pytest.fixture
+def live_log():
+    """Warnings of earshot.stream.live (the CLI's logging setup stops them reaching caplog)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("earshot.stream.live")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    return long_case(tmp_path_factory)  # the same model as test_listen / test_timeline (built once)
+
+
+@pytest.fixture(scope="module")
+def bundle(case):
+    from earshot.bundle import load_model
+
+    return next(iter(load_model(case["model"]).bundles.values()))
+
+
+def session(bundle):
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
+    tracker, _ = EventSettings().tracker(bundle, geo)
+    return StreamScorer(bundle, geo, threads=1), tracker
+
+
+def one_error_line(err: str) -> str:
+    """The error, one line (after the "listening to ..." banner, if the session got that far)."""
+    lines = [x for x in err.strip().splitlines() if not x.startswith("listening to ")]
+    assert len(lines) == 1 and lines[0].startswith("earshot: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- callback -> ring buffer
+@pytest.mark.parametrize("n_ch, channel, blocksize, opened, pick", [
+    (1, None, 1024, 1, lambda a: a[:, 0]),  # a mono microphone
+    (2, None, 1024, 2, lambda a: a.mean(axis=1, dtype=np.float32)),  # stereo: the mean of both
+    (4, 2, 480, 4, lambda a: a[:, 2]),  # a 4-channel interface, channel 2, 30 ms periods
+    (4, None, 1024, 1, lambda a: a[:, 0]),  # more than two channels and none named: the first only
+])
+def test_device_blocks_reach_the_ring_unchanged(fake_sd, n_ch, channel, blocksize, opened, pick):
+    sig = machine_sound(2.0, n_ch)
+    sd = fake_sd(FakeDevice("Fake USB Audio", n_ch, signal=sig))
+    source = DeviceSource(0, sr=SR, channel=channel, blocksize=blocksize)
+    ring = RingBuffer(4 * SR)
+    source.start(ring)
+    got = drain(ring, sig.shape[0])
+    source.stop()
+    (stream,) = sd.streams
+    assert stream.kwargs == dict(samplerate=SR, blocksize=blocksize, device=0, channels=opened, dtype="float32")
+    assert stream.events == ["open", "start", "stop", "finished", "close"] and stream.closed and not stream.active
+    assert stream.outcome == "stopped" and source._stream is None
+    heard = stream.audio()
+    np.testing.assert_array_equal(heard[: len(sig)], sig[:, :opened])  # (the fake delivered the signal)
+    # every sample, in order, the right channel, float32; nothing read from the reused buffer later
+    # (a kept view would hold the NaNs the fake writes over it after each callback)
+    rest = ring.read(timeout=0)
+    got = np.concatenate([got, rest if rest is not None else []]).astype(np.float32)
+    assert got.dtype == np.float32 and len(got) == len(heard) and not np.isnan(got).any()
+    np.testing.assert_array_equal(got, pick(heard))
+    assert ring.dropped == 0 and source.status_flags == 0 and source.error is None
+    calls = stream.calls
+    time.sleep(0.05)
+    assert stream.calls == calls  # stopped means stopped: no callback after stop()
+
+
+def test_input_overflow_is_counted_and_reported(fake_sd, bundle, live_log):
+    sig = machine_sound(3.0, 1)
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, signal=sig, overflow_at=(7,)))
+    source = DeviceSource(0, sr=SR, blocksize=1024)
+    scorer, tracker = session(bundle)
+    spy = SpyScorer(scorer)
+    summary = within(20, monitor, source, spy, tracker, max_seconds=2.0)
+    (stream,) = sd.streams
+    assert source.status_flags == 1  # one block came with status.input_overflow
+    heard = stream.audio()[:, 0]
+    # the period lost in the xrun never reached earshot; everything the callback got was scored
+    assert np.array_equal(heard[: 7 * 1024], sig[: 7 * 1024, 0])
+    assert np.array_equal(heard[7 * 1024 : 8 * 1024], sig[8 * 1024 : 9 * 1024, 0])
+    np.testing.assert_array_equal(spy.audio(), heard[: 2 * SR])
+    assert summary.seconds == 2.0 and summary.dropped_samples == 0
+    assert summary.input_overflows == 1
+    assert any("overflow" in r.getMessage() for r in live_log), [r.getMessage() for r in live_log]
+    assert stream.closed
+
+
+def test_a_scorer_that_falls_behind_loses_the_oldest_samples_and_says_so(fake_sd, bundle, live_log):
+    """The callback never waits: with the consumer stalled, the ring keeps the newest samples,
+    counts the rest, and monitor() reports them; what is scored is the device's audio with gaps."""
+    sig = machine_sound(6.0, 1, seed=3)
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, signal=sig, speed=40.0))
+    source = DeviceSource(0, sr=SR, blocksize=1024)
+    scorer, tracker = session(bundle)
+
+    def stall_once(spy):  # the first block scored takes as long as 1.5 s of audio take to arrive
+        if len(spy.pushed) == 1:
+            deadline = time.monotonic() + 10
+            while sd.streams[0].delivered_samples < len(spy.pushed[0]) + int(1.5 * SR) and time.monotonic() < deadline:
+                time.sleep(0.005)
+
+    spy = SpyScorer(scorer, on_push=stall_once)
+    summary = within(30, monitor, source, spy, tracker, max_seconds=2.0, ring_s=0.5)
+    heard = sd.streams[0].audio()[:, 0]
+    assert summary.dropped_samples >= SR  # at least the second of audio the 0.5 s ring could not hold
+    assert any("fell behind" in r.getMessage() for r in live_log)
+    # every block read is a contiguous piece of what the device delivered; the gaps add up to the drops
+    pos, gaps = 0, 0
+    for piece in spy.pushed:
+        limit = summary.dropped_samples - gaps
+        cand = [int(c) for c in np.flatnonzero(heard[pos : pos + limit + 1] == piece[0])
+                if np.array_equal(heard[pos + c : pos + c + len(piece)], piece)]
+        assert cand, f"a block read at {pos} is not the device's audio"
+        gaps += cand[0]
+        pos += cand[0] + len(piece)
+    assert gaps == summary.dropped_samples and summary.seconds == 2.0
+
+
+# ---------------------------------------------------------------------- stopping
+@pytest.mark.parametrize("how", ["duration", "stop event", "ctrl-c"])
+def test_stopping_closes_the_stream(fake_sd, bundle, how):
+    sig = machine_sound(4.0, 2)
+    sd = fake_sd(FakeDevice("Fake USB Audio", 2, signal=sig))
+    source = DeviceSource(None, sr=SR, channel=1, blocksize=1024)  # the default input
+    scorer, tracker = session(bundle)
+    stop = threading.Event()
+
+    def on_window(w, t):
+        if w.end_s >= 1.5 and how == "stop event":
+            stop.set()
+        if w.end_s >= 1.5 and how == "ctrl-c":
+            raise KeyboardInterrupt
+
+    spy = SpyScorer(scorer)
+    summary = within(20, monitor, source, spy, tracker, on_window=on_window, stop=stop,
+                     max_seconds=2.0 if how == "duration" else None)
+    (stream,) = sd.streams
+    assert stream.events == ["open", "start", "stop", "finished", "close"] and stream.closed
+    assert not stream._thread.is_alive() and source._stream is None
+    assert summary.interrupted == (how == "ctrl-c")
+    got = spy.audio()
+    assert len(got) >= 1.5 * SR and np.array_equal(got, stream.audio()[: len(got), 1])
+    source.stop()  # twice is harmless
+    assert stream.events.count("close") == 1
+
+
+# ---------------------------------------------------------------------- a device that goes away
+def test_device_unplugged_mid_stream_ends_monitor_with_an_error(fake_sd, bundle):
+    sig = machine_sound(3.0, 1)
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, signal=sig, lost_after=20))
+    source = DeviceSource(0, sr=SR, blocksize=1024)
+    scorer, tracker = session(bundle)
+    spy, events = SpyScorer(scorer), []
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match="input device 'Fake USB Audio' stopped delivering audio"):
+        within(10, monitor, source, spy, tracker, on_event=events.append)  # no --duration-s: it would wait for ever
+    assert time.perf_counter() - started < 5
+    assert all(e.end_s <= 20 * 1024 / SR + 1e-9 for e in events)  # open events closed at the loss, not lost
+    (stream,) = sd.streams
+    assert stream.outcome == "lost" and stream.closed and source._stream is None
+    np.testing.assert_array_equal(spy.audio(), sig[: 20 * 1024, 0])  # all that came was scored
+
+
+def test_an_exception_in_the_callback_is_the_sources_error(fake_sd):
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, signal=machine_sound(2.0, 1)))
+
+    class Failing(RingBuffer):
+        def write(self, x, **kw):
+            if self._written >= 3 * 1024:
+                raise MemoryError("no room for the 4th block")
+            super().write(x, **kw)
+
+    source = DeviceSource(0, sr=SR, blocksize=1024)
+    ring = Failing(SR)
+    source.start(ring)
+    got = drain(ring, 3 * 1024)
+    assert within(5, ring.read, timeout=5) is None  # closed: monitor() stops waiting and reports
+    assert isinstance(source.error, MemoryError)
+    (stream,) = sd.streams
+    assert stream.outcome == "aborted"  # CallbackAbort: no traceback printed from the audio thread
+    assert np.array_equal(got, stream.audio()[: 3 * 1024, 0])
+    source.stop()
+    assert stream.closed
+
+
+# ---------------------------------------------------------------------- earshot listen --device
+def devices(**usb) -> list[FakeDevice]:
+    return [FakeDevice("HDA Intel PCH: ALC3246 Analog (hw:0,0)", 2, outputs=2, default_sr=44100.0),
+            FakeDevice("Fake USB Mic", 2, **usb),
+            FakeDevice("HDMI 0", 0, outputs=8),
+            FakeDevice("Studio 48k only", 4, rates=(44100, 48000))]
+
+
+def test_list_devices_with_a_sound_card(fake_sd, capsys):
+    fake_sd(*devices(), default_input=1)
+    assert [d["name"] for d in list_input_devices()] == ["HDA Intel PCH: ALC3246 Analog (hw:0,0)", "Fake USB Mic",
+                                                         "Studio 48k only"]
+    assert main(["listen", "--list-devices"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "  1 * Fake USB Mic  (2 ch, 48000 Hz)" and len(out) == 3 and "HDMI" not in "".join(out)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "99"], "no input device 99 (Error querying device 99); see `earshot listen --list-devices`"),
+    (["--device", "Blue Yeti"], "no input device 'Blue Yeti' (No input device matching 'Blue Yeti')"),
+    (["--device", "2"], "no input device 2 (Not an input device: 'HDMI 0')"),
+    (["--device", "1", "--channel", "5"], "channel=5 is out of range: device 'Fake USB Mic' has 2 input channel(s)"),
+])
+def test_listen_no_such_device_is_one_line_and_writes_nothing(fake_sd, case, capsys, tmp_path, monkeypatch, args,
+                                                              message):
+    sd = fake_sd(*devices())
+    monkeypatch.chdir(tmp_path)
+    code = within(20, main, ["listen", str(case["model"]), *args, "--record", "heard.wav"])
+    err = capsys.readouterr().err
+    assert code == 1 and message in one_error_line(err)
+    assert not sd.streams and list(tmp_path.iterdir()) == []  # no stream opened, no events log, no recording
+
+
+@pytest.mark.parametrize("device, message", [
+    (FakeDevice("Studio 48k only", 4, rates=(44100, 48000)),
+     "cannot open input device 'Studio 48k only' at 16000 Hz (Error opening InputStream: Invalid sample rate "
+     "[PaErrorCode -9997])"),
+    (FakeDevice("Busy USB Mic", 1, start_error="Device unavailable"),
+     "cannot open input device 'Busy USB Mic' at 16000 Hz (Error starting stream: Device unavailable "
+     "[PaErrorCode -9985])"),
+])
+def test_listen_a_stream_that_will_not_open_is_one_line(fake_sd, case, capsys, tmp_path, device, message):
+    sd = fake_sd(device)
+    code = within(20, main, ["listen", str(case["model"]), "--device", "0", "--events", str(tmp_path / "ev.csv")])
+    assert code == 1 and message in one_error_line(capsys.readouterr().err)
+    for stream in sd.streams:  # one that opened and failed to start is closed again
+        assert stream.closed and stream.events[-1] == "close"
+    assert not (tmp_path / "ev.csv").exists(), "a session that never started leaves no events log"
+
+
+@pytest.fixture(scope="module")
+def fan_40s(case):
+    """40 s of the case's fan, 55 s to 95 s of its long recording: the fault from 5 s to 35 s."""
+    y, sr = sf.read(case["long"], dtype="int16")
+    assert sr == SR
+    path = case["root"] / "fan_40s.wav"
+    sf.write(path, y[55 * SR : 95 * SR], SR, subtype="PCM_16")
+    return path
+
+
+def test_listen_to_a_device_finds_the_events_detect_finds(fake_sd, case, fan_40s, tmp_path, capsys):
+    """The issue's test, through a sound card: the fan on channel 1 of a stereo USB interface,
+    something else (loud) on channel 0; the events live equal those of ``detect`` on the file."""
+    fan, _ = sf.read(fan_40s, dtype="float32")
+    other = 0.3 * np.random.default_rng(5).standard_normal(len(fan)).astype(np.float32)
+    sd = fake_sd(*devices(signal=np.stack([other, fan], axis=1), speed=60.0))
+    assert main(["detect", str(case["model"]), str(fan_40s), "--out", str(tmp_path / "d"), "--no-picture"]) == 0
+    capsys.readouterr()
+    log, heard = tmp_path / "live.csv", tmp_path / "heard.wav"
+    code = within(60, main, ["listen", str(case["model"]), "--device", "USB Mic", "--channel", "1", "--duration-s", "40",
+                             "--events", str(log), "--record", str(heard)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (stream,) = sd.streams
+    assert stream.kwargs["channels"] == 2 and stream.kwargs["samplerate"] == SR and stream.closed
+    detected, live = read_events(tmp_path / "d" / "events.csv"), read_events(log)
+    assert len(live) == len(detected) == 1, (live, detected)
+    assert abs(live[0]["start_s"] - (FAULT[0] - 55)) <= 1 and abs(live[0]["end_s"] - (FAULT[1] - 55)) <= 1
+    for a, b in zip(live, detected):
+        assert a["start_s"] == b["start_s"] and a["end_s"] == b["end_s"]
+        assert a["peak_score"] == pytest.approx(b["peak_score"], rel=1e-4)
+        assert a["mean_score"] == pytest.approx(b["mean_score"], rel=1e-4)
+    assert "ALARM" in captured.out and "1 event(s)" in captured.out and "dropped" not in captured.out
+    rec, _ = sf.read(heard, dtype="int16")
+    assert np.array_equal(rec, sf.read(fan_40s, dtype="int16")[0])  # the recording is channel 1, every sample
+
+
+def test_listen_device_unplugged_mid_alarm_is_one_line_and_logs_the_event(fake_sd, case, fan_40s, tmp_path, capsys):
+    """The fan's fault starts at 5 s; the USB microphone is pulled out at 12.8 s, in the alarm:
+    listen ends with one error line (not a hang), and the event heard so far is in the log."""
+    fan, _ = sf.read(fan_40s, dtype="float32")
+    sd = fake_sd(FakeDevice("Fake USB Mic", 1, signal=fan[:, None], speed=60.0, lost_after=200))  # 200 x 64 ms
+    log, heard = tmp_path / "live.csv", tmp_path / "heard.wav"
+    code = within(30, main, ["listen", str(case["model"]), "--events", str(log), "--record", str(heard)])
+    captured = capsys.readouterr()
+    assert code == 1
+    line = one_error_line(captured.err)
+    assert "input device 'Fake USB Mic' stopped delivering audio" in line
+    (stream,) = sd.streams
+    assert stream.outcome == "lost" and stream.closed
+    assert "ALARM" in captured.out
+    (event,) = read_events(log)  # closed at the loss, like Ctrl-C closes it
+    assert abs(event["start_s"] - (FAULT[0] - 55)) <= 1 and 12.0 <= event["end_s"] <= 200 * 1024 / SR
+    assert not heard.exists() and [p.name for p in tmp_path.iterdir()] == ["live.csv"]  # a failed recording is discarded
+
+
+def test_without_sounddevice_listen_says_how_to_get_it(case, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import sounddevice -> ImportError
+    assert main(["listen", str(case["model"]), "--device", "1"]) == 1
+    assert "pip install 'earshot[live]'" in one_error_line(capsys.readouterr().err)
+    with pytest.raises(EarshotError, match="sounddevice"):
+        list_input_devices()
