@@ -77,6 +77,12 @@ def bench_scoring(n_files: int) -> None:
         rows = score_files(model, paths)
         dt = time.perf_counter() - t
         print(f"score from wav (decode + log-mel + ONNX), earshot : {n_files / dt:8.1f} files/s  ({len(rows)} files)")
+        bundle = next(iter(model.bundles.values()))
+        t = time.perf_counter()
+        bundle.score_samples([bundle.extract(p) for p in paths])
+        dt_serial = time.perf_counter() - t
+        print(f"  the same, all files decoded first, then one ONNX run: {n_files / dt_serial:8.1f} files/s  "
+              "(how score_files worked before its lanes)")
 
         import librosa
         import torch

@@ -132,3 +132,30 @@ def test_scoring_imports_no_torch(bundle_dir, fitted, tmp_path):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_score_files_in_lanes_keeps_scores_and_order(bundle_dir, tmp_path, monkeypatch):
+    """More files than one lane step: same scores, same order, one on_file call per file."""
+    import soundfile as sf
+
+    from earshot.bundle import scorer
+    from earshot.errors import AudioError
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for i in range(scorer._LANE_FILES * 5 + 3):
+        p = tmp_path / f"c{i:03d}.wav"
+        sf.write(p, (rng.normal(0, 0.05 * (1 + i % 7), 8000)).astype(np.float32), 16000)
+        paths.append(p)
+    b = Bundle(bundle_dir)
+    calls = []
+    scores = b.score_files(paths, on_file=lambda: calls.append(1))
+    expected = b.score_samples([b.extract(p) for p in paths])
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=1e-6)
+    assert len(calls) == len(paths) and len(set(np.round(scores, 4))) > 5, "the loudness differences show"
+    (tmp_path / "broken.wav").write_bytes(b"not audio")
+    with pytest.raises(AudioError, match="broken.wav"):
+        b.score_files(paths[:40] + [tmp_path / "broken.wav"] + paths[40:])
+    assert b.score_files([]).shape == (0,)
+    monkeypatch.setattr(scorer, "_n_cores", lambda: 1)  # one core: no lanes, the same scores
+    np.testing.assert_allclose(b.score_files(paths), expected, rtol=0, atol=1e-6)

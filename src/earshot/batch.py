@@ -116,15 +116,7 @@ def load_worker_model(model_path: str):
 
 
 def _single_thread(bundle) -> None:
-    import onnxruntime as ort
-
-    from earshot.bundle.format import ONNX_FILE
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    bundle._session = ort.InferenceSession(str(bundle.path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+    bundle.use_session(bundle.new_session(threads=1))
 
 
 def score_batch(task: tuple) -> list[dict[str, Any]]:

@@ -71,6 +71,13 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
     scores: dict[str, np.ndarray] = {}
     thresholds: dict[str, np.ndarray] = {}
     total, done = len(common) * len(models), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("scoring", done, total)
+
     for (name, model), u in zip(models, usable):
         s = np.empty(len(common))
         t = np.empty(len(common))
@@ -79,13 +86,7 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
             by_bundle.setdefault(u[p][0], []).append(i)
         for g, idx in by_bundle.items():
             bundle = model.bundles[g]
-            clips = []
-            for i in idx:
-                clips.append(bundle.extract(recs[i].path))
-                done += 1
-                if progress:
-                    progress("scoring", done, total)
-            s[idx] = bundle.score_samples(clips)
+            s[idx] = bundle.score_files([recs[i].path for i in idx], on_file=tick)
             t[idx] = bundle.threshold_
         scores[name], thresholds[name] = s, t
     groups: dict[str, dict[str, Any]] = {}

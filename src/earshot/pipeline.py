@@ -389,15 +389,16 @@ def score_files(model, paths: Sequence[str | os.PathLike], *, group: str | None 
         bundles[name] = bundle
     rows: list[dict[str, Any] | None] = [None] * len(paths)
     done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("scoring", done, len(paths))
+
     for name, idx in routed.items():
         bundle = bundles[name]
-        clips = []
-        for i in idx:
-            clips.append(bundle.extract(paths[i]))
-            done += 1
-            if progress:
-                progress("scoring", done, len(paths))
-        scores = bundle.score_samples(clips)
+        scores = bundle.score_files([paths[i] for i in idx], on_file=tick)
         for i, s in zip(idx, scores):
             rows[i] = {
                 "path": str(paths[i]),
@@ -465,15 +466,16 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
     total = sum(len(v) for v in per_group.values())
     done = 0
     groups: dict[str, dict[str, Any]] = {}
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("evaluating", done, total)
+
     for name, recs in sorted(per_group.items()):
         bundle = model.bundles[name]
-        clips = []
-        for r in recs:
-            clips.append(bundle.extract(r.path))
-            done += 1
-            if progress:
-                progress("evaluating", done, total)
-        scores = bundle.score_samples(clips)
+        scores = bundle.score_files([r.path for r in recs], on_file=tick)
         y = np.array([r.label for r in recs])
         metrics = evaluate_scores(y, scores, bundle.threshold_, max_fpr=max_fpr)
         domains = domain_metrics(y, scores, [r.domain for r in recs], bundle.threshold_, max_fpr=max_fpr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 #: Windows per ONNX call.
 _CHUNK_WINDOWS = 8192
+#: Files one lane of :meth:`Bundle.score_files` decodes and scores at a time.
+_LANE_FILES = 8
 
 
 class Bundle(Detector):
@@ -65,14 +67,28 @@ class Bundle(Detector):
         onnx_path = self.path / ONNX_FILE
         if not onnx_path.exists():
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
+        self._session = self.new_session()
+        self._lane_session = None  # one-thread session of score_files' lanes, made when first needed
+
+    def new_session(self, threads: int = 0):
+        """A new onnxruntime session on this bundle's model (``threads`` intra-op threads; 0: its default)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = int(threads)
+            options.inter_op_num_threads = 1
+        onnx_path = self.path / ONNX_FILE
         try:
-            self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{onnx_path}: cannot be loaded by onnxruntime ({exc})") from None
+
+    def use_session(self, session) -> None:
+        """Score with ``session`` from now on (e.g. ``new_session(1)`` in a worker process)."""
+        self._session = session
+        self._lane_session = session
 
     @property
     def group(self) -> str | None:
@@ -83,14 +99,17 @@ class Bundle(Detector):
         raise ParameterError("a loaded bundle cannot be refitted: train a new model with `earshot train`")
 
     # ------------------------------------------------------------------ scoring
-    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def window_scores(self, X: Sequence[np.ndarray], *, session=None) -> list[np.ndarray]:
         """Window scores per clip, one array ``(n_time - min_frames + 1,)`` per clip.
 
         Parameters
         ----------
         X : sequence of np.ndarray
             Log-mel clips ``(n_mels, n_time)`` made with :attr:`features`.
+        session : onnxruntime.InferenceSession, optional
+            The session to run (default: the bundle's).
         """
+        session = session or self._session
         clips = check_clips(X, min_time=self.min_frames)
         if clips[0].shape[0] != self.features.n_mels:
             raise ParameterError(f"X: expected {self.features.n_mels} mel bands as in training, got {clips[0].shape[0]}")
@@ -102,7 +121,7 @@ class Bundle(Detector):
             for b in range(0, len(idx), per_call):
                 chunk = idx[b : b + per_call]
                 x = np.ascontiguousarray(np.stack([clips[i].T for i in chunk]), dtype=np.float32)
-                (scores,) = self._session.run(None, {"logmel": x})
+                (scores,) = session.run(None, {"logmel": x})
                 for i, s in zip(chunk, scores):
                     out[i] = s.astype(np.float64)
         return out  # type: ignore[return-value]
@@ -117,6 +136,57 @@ class Bundle(Detector):
 
         return file_log_mel(path, self.features, channel=self.channel, min_frames=self.min_frames)
 
-    def score_files(self, paths: Sequence[str | os.PathLike]) -> np.ndarray:
-        """Clip scores ``(n_files,)`` for audio files."""
-        return self.score_samples([self.extract(p) for p in paths])
+    def score_files(self, paths: Sequence[str | os.PathLike], *,
+                    on_file: Callable[[], None] | None = None) -> np.ndarray:
+        """Clip scores ``(n_files,)`` for audio files, in the order given.
+
+        The files are dealt to one lane per available core, :data:`_LANE_FILES` at a time; a
+        lane decodes its files, computes their log-mel and scores them with a one-thread
+        onnxruntime session, so decoding and the network use every core at once instead of
+        taking turns (both release the GIL; measured in ``bench/score.py``). Scores are those
+        of :meth:`score_samples` on :meth:`extract` of each file.
+
+        Parameters
+        ----------
+        paths : sequence of path-like
+            Audio files.
+        on_file : callable, optional
+            Called once per file once it is scored, in order (for progress bars).
+
+        Raises
+        ------
+        AudioError
+            A file cannot be decoded (the first such file, in order).
+        """
+        paths = list(paths)
+        steps = [paths[i : i + _LANE_FILES] for i in range(0, len(paths), _LANE_FILES)]
+        lanes = min(len(steps), _n_cores())
+        if lanes <= 1:
+            scores = self.score_samples([self.extract(p) for p in paths]) if paths else np.zeros(0)
+            for _ in range(len(paths) if on_file else 0):
+                on_file()
+            return scores
+        if self._lane_session is None:
+            self._lane_session = self.new_session(threads=1)
+        session = self._lane_session
+
+        def lane(step: list) -> np.ndarray:
+            clips = [self.extract(p) for p in step]
+            return np.array([aggregate(w, self.aggregate) for w in self.window_scores(clips, session=session)])
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        out = []
+        with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="earshot-lane") as pool:
+            for scores in pool.map(lane, steps):
+                out.append(scores)
+                for _ in range(len(scores) if on_file else 0):
+                    on_file()
+        return np.concatenate(out)
+
+
+def _n_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
