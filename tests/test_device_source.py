@@ -6,7 +6,9 @@ and its errors (``PortAudioError('Error querying device 99')``, ``ValueError('No
 matching ...')``, ``ValueError('Not an input device: ...')``); an ``InputStream`` that calls
 ``callback(indata, frames, time, status)`` from its own thread with ``indata`` a
 ``(frames, channels)`` float32 view of a buffer that is overwritten once the callback returns,
-``status`` a ``CallbackFlags`` (input overflow = 0x2); an exception in the callback prints a
+``status`` a ``CallbackFlags`` (input overflow = 0x2); ``check_input_settings`` (PortAudio's
+``Pa_IsFormatSupported``: ``PortAudioError('Invalid sample rate', -9997)`` for a rate the
+device does not take, ``'Invalid number of channels'`` -9998); an exception in the callback prints a
 traceback and aborts the stream (cffi's ``error=paAbort``); ``finished_callback`` runs when the
 stream becomes inactive (``stop()``, an abort, or, as PortAudio's ALSA host API does, when the
 device goes away); ``stop()`` waits for the callback thread; ``stop``/``close`` ignore errors.
@@ -82,7 +84,7 @@ class FakeDevice:
     channels: int  # max input channels
     outputs: int = 0
     default_sr: float = 48000.0
-    rates: tuple[int, ...] | None = None  # sample rates it opens at (None: any)
+    rates: tuple[int, ...] | None = None  # sample rates it opens at (None: any; (): none at all)
     signal: np.ndarray | None = None  # (n, channels) float32: the first samples it delivers
     speed: float = 100.0  # blocks come this many times faster than real time
     overflow_at: tuple[int, ...] = ()  # these blocks come flagged input_overflow, one block lost before each
@@ -222,6 +224,23 @@ class FakeSoundDevice(types.ModuleType):
         self.devices = devices
         self.default = types.SimpleNamespace(device=[default_input, -1])
         self.streams: list[FakeInputStream] = []
+        self.checks: list[dict] = []  # every check_input_settings call: device, channels, samplerate
+
+    def check_input_settings(self, device=None, channels=None, dtype=None, extra_settings=None, samplerate=None):
+        """As sounddevice's: None takes the default (the device's default rate, all its channels);
+        nothing when PortAudio would open the stream, else the error Pa_IsFormatSupported gives."""
+        index = self._device_id(device, "input")
+        info = self.query_devices(index)  # PortAudioError for an unknown index
+        channels = info["max_input_channels"] if channels is None else channels
+        samplerate = info["default_samplerate"] if samplerate is None else samplerate
+        self.checks.append(dict(device=device, channels=channels, samplerate=samplerate))
+        if dtype not in (None, "float32", "int16", "int32"):
+            raise ValueError("Invalid input sample format")
+        if not 1 <= channels <= info["max_input_channels"]:
+            raise PortAudioError("Invalid number of channels", -9998)
+        rates = self.devices[index].rates
+        if rates is not None and samplerate not in rates:
+            raise PortAudioError("Invalid sample rate", -9997)
 
     def _device_id(self, device, kind):
         if device is None:
@@ -267,12 +286,12 @@ def fake_sd(monkeypatch):
 
 
 # ---------------------------------------------------------------------- signals, helpers
-def machine_sound(seconds: float, channels: int, seed: int = 0) -> np.ndarray:
+def machine_sound(seconds: float, channels: int, seed: int = 0, sr: int = SR) -> np.ndarray:
     """A hum (50 Hz and harmonics, a little noise) with a loud 2.5 kHz fault tone in the middle
     third; each channel hears it differently (its own gain, phase and noise). (n, channels) float32."""
     rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    t = np.arange(n) / SR
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
     out = np.empty((n, channels), np.float32)
     fault = np.zeros(n)
     fault[n // 3 : 2 * n // 3] = 0.5 * np.sin(2 * np.pi * 2500 * t[n // 3 : 2 * n // 3])
@@ -379,7 +398,9 @@ def one_error_line(err: str) -> str:
 @pytest.mark.parametrize("n_ch, channel, blocksize, opened, pick", [
     (1, None, 1024, 1, lambda a: a[:, 0]),  # a mono microphone
     (2, None, 1024, 2, lambda a: a.mean(axis=1, dtype=np.float32)),  # stereo: the mean of both
-    (4, 2, 480, 4, lambda a: a[:, 2]),  # a 4-channel interface, channel 2, 30 ms periods
+    (4, 2, 480, 3, lambda a: a[:, 2]),  # a 4-channel interface, channel 2, 30 ms periods: channels 0-2 opened
+    (8, 0, 1024, 1, lambda a: a[:, 0]),  # channel 0 of 8: one channel opened
+    (128, 1, 1024, 2, lambda a: a[:, 1]),  # ALSA's "default" reports 128: channel 1 needs two, not 128
     (4, None, 1024, 1, lambda a: a[:, 0]),  # more than two channels and none named: the first only
 ])
 def test_device_blocks_reach_the_ring_unchanged(fake_sd, n_ch, channel, blocksize, opened, pick):
@@ -392,6 +413,7 @@ def test_device_blocks_reach_the_ring_unchanged(fake_sd, n_ch, channel, blocksiz
     source.stop()
     (stream,) = sd.streams
     assert stream.kwargs == dict(samplerate=SR, blocksize=blocksize, device=0, channels=opened, dtype="float32")
+    assert source.device_sr == SR and source.resampler is None  # the model's rate: no resampling
     assert stream.events == ["open", "start", "stop", "finished", "close"] and stream.closed and not stream.active
     assert stream.outcome == "stopped" and source._stream is None
     heard = stream.audio()
@@ -406,6 +428,78 @@ def test_device_blocks_reach_the_ring_unchanged(fake_sd, n_ch, channel, blocksiz
     calls = stream.calls
     time.sleep(0.05)
     assert stream.calls == calls  # stopped means stopped: no callback after stop()
+
+
+# ---------------------------------------------------------------------- device rates, resampling
+RESAMPLE_TOL = 1e-6  # what reaches the scorer vs resample_poly of what the device delivered (float32 rounding: ~6e-8)
+
+
+@pytest.fixture
+def sources_log():
+    """Warnings of earshot.stream.sources (the device's rate)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger("earshot.stream.sources")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("default_sr, rates, opened", [
+    (48000.0, None, SR),  # takes any rate: the model's
+    (48000.0, (16000, 48000), SR),  # takes the model's among others: the model's, unchanged behaviour
+    (48000.0, (44100, 48000), 48000),  # not the model's: its default
+    (44100.0, (44100,), 44100),
+    (96000.0, (22050, 32000, 96000), 96000),  # the default comes first
+    (0.0, (22050, 48000, 96000), 22050),  # no usable default: the nearest common rate above the model's
+    (8000.0, (8000, 48000), 48000),  # a default below the model's is the last resort
+    (8000.0, (8000,), 8000),  # ... taken when nothing else opens (upsampled, with a warning)
+    (48000.0, (), SR),  # nothing checks out: the model's, and opening the stream says why
+])
+def test_the_rate_a_device_is_opened_at(fake_sd, default_sr, rates, opened):
+    sd = fake_sd(FakeDevice("Card", 2, default_sr=default_sr, rates=rates))
+    source = DeviceSource(0, sr=SR, channel=1)
+    source.probe()
+    assert source.device_sr == opened
+    assert sd.checks[0] == dict(device=0, channels=2, samplerate=SR)  # the model's rate is tried first
+    if opened == SR and rates != ():
+        assert len(sd.checks) == 1
+    assert all(c["channels"] == 2 for c in sd.checks) and not sd.streams  # probing opens no stream
+
+
+@pytest.mark.parametrize("rate, channel, blocksize", [(48000, None, 1024), (44100, 2, 480)])
+def test_a_device_without_the_models_rate_is_resampled_as_it_streams(fake_sd, sources_log, rate, channel, blocksize):
+    """A card that only opens at 48 (or 44.1) kHz: opened at its rate, every block resampled to
+    16 kHz in the callback; the ring gets resample_poly of what the card delivered, from the first sample."""
+    from scipy.signal import resample_poly
+
+    n_ch = 1 if channel is None else 4
+    sig = machine_sound(1.5, n_ch, seed=2, sr=rate)
+    sd = fake_sd(FakeDevice("Studio Card", n_ch, default_sr=float(rate), rates=(rate,), signal=sig))
+    source = DeviceSource(0, sr=SR, channel=channel, blocksize=blocksize)
+    ring = RingBuffer(4 * SR)
+    source.start(ring)
+    got = drain(ring, SR)  # the first second at 16 kHz
+    source.stop()
+    rest = ring.read(timeout=0)
+    got = np.concatenate([got, rest if rest is not None else []]).astype(np.float32)
+    (stream,) = sd.streams
+    device_block = round(blocksize * rate / SR)  # the same duration as --blocksize at 16 kHz
+    assert stream.kwargs == dict(samplerate=rate, blocksize=device_block, device=0,
+                                 channels=1 if channel is None else channel + 1, dtype="float32")
+    assert source.device_sr == rate and stream.closed and source.error is None
+    heard = stream.audio()[:, 0 if channel is None else channel].astype(np.float64)
+    g = np.gcd(rate, SR)
+    ref = resample_poly(heard, SR // g, rate // g)
+    # everything the card delivered, less the outputs whose filter still waits for input (delay)
+    waiting = len(ref) - len(got)
+    assert 0 <= waiting <= int(np.ceil(source.resampler.delay * SR / rate)) + 1, (len(ref), len(got))
+    assert np.abs(got - ref[: len(got)]).max() <= RESAMPLE_TOL
+    assert got.dtype == np.float32 and not np.isnan(got).any() and ring.dropped == 0
+    (record,) = sources_log  # one line per stream
+    assert record.getMessage() == (f"input device 'Studio Card' does not support 16000 Hz: opened at {rate} Hz, "
+                                   "resampled to 16000 Hz as it streams")
 
 
 def test_input_overflow_is_counted_and_reported(fake_sd, bundle, live_log):
@@ -560,11 +654,14 @@ def test_listen_no_such_device_is_one_line_and_writes_nothing(fake_sd, case, cap
 
 
 @pytest.mark.parametrize("device, message", [
-    (FakeDevice("Studio 48k only", 4, rates=(44100, 48000)),
-     "cannot open input device 'Studio 48k only' at 16000 Hz (Error opening InputStream: Invalid sample rate "
+    (FakeDevice("Odd Card", 4, rates=()),  # no rate checks out: opening at the model's says why
+     "cannot open input device 'Odd Card' at 16000 Hz (Error opening InputStream: Invalid sample rate "
      "[PaErrorCode -9997])"),
     (FakeDevice("Busy USB Mic", 1, start_error="Device unavailable"),
      "cannot open input device 'Busy USB Mic' at 16000 Hz (Error starting stream: Device unavailable "
+     "[PaErrorCode -9985])"),
+    (FakeDevice("Busy Studio", 2, rates=(48000,), start_error="Device unavailable"),  # the rate it was opened at
+     "cannot open input device 'Busy Studio' at 48000 Hz (Error starting stream: Device unavailable "
      "[PaErrorCode -9985])"),
 ])
 def test_listen_a_stream_that_will_not_open_is_one_line(fake_sd, case, capsys, tmp_path, device, message):
@@ -601,6 +698,7 @@ def test_listen_to_a_device_finds_the_events_detect_finds(fake_sd, case, fan_40s
     assert code == 0, captured.err
     (stream,) = sd.streams
     assert stream.kwargs["channels"] == 2 and stream.kwargs["samplerate"] == SR and stream.closed
+    assert "resampl" not in captured.err  # a device that takes the model's rate is opened at it, as is
     detected, live = read_events(tmp_path / "d" / "events.csv"), read_events(log)
     assert len(live) == len(detected) == 1, (live, detected)
     assert abs(live[0]["start_s"] - (FAULT[0] - 55)) <= 1 and abs(live[0]["end_s"] - (FAULT[1] - 55)) <= 1
@@ -611,6 +709,55 @@ def test_listen_to_a_device_finds_the_events_detect_finds(fake_sd, case, fan_40s
     assert "ALARM" in captured.out and "1 event(s)" in captured.out and "dropped" not in captured.out
     rec, _ = sf.read(heard, dtype="int16")
     assert np.array_equal(rec, sf.read(fan_40s, dtype="int16")[0])  # the recording is channel 1, every sample
+
+
+@pytest.mark.parametrize("rate", [48000, 44100])
+def test_listen_to_a_device_without_the_models_rate(fake_sd, case, fan_40s, tmp_path, capsys, rate):
+    """The same fan through a studio interface that only opens at 48 (44.1) kHz, on channel 1 of
+    four: listen opens it at its rate and with two channels, resamples as it streams, and finds
+    the event ``detect`` finds: the same as in the card's recording (resampled whole by detect),
+    and within 0.3 s of the 16 kHz file's (resample_poly's filter takes 0.25 dB at 7 kHz, 1.9 dB
+    at 7.5 kHz, 6 dB at 8 kHz off the band the synthetic fan fills up to 8 kHz: the fan scores
+    2-3 % higher)."""
+    from scipy.signal import resample, resample_poly
+
+    fan, _ = sf.read(fan_40s, dtype="float32")
+    g = np.gcd(rate, SR)
+    # what the card hears: the fan with all of its band (an ideal interpolation, not resample_poly's filter)
+    fan_dev = resample(fan.astype(np.float64), len(fan) * rate // SR).astype(np.float32)
+    other = 0.3 * np.random.default_rng(5).standard_normal((len(fan_dev), 3)).astype(np.float32)
+    signal = np.concatenate([other[:, :1], fan_dev[:, None], other[:, 1:]], axis=1)
+    sd = fake_sd(FakeDevice("Studio 4x4", 4, default_sr=float(rate), rates=(rate,), signal=signal, speed=60.0))
+    card_wav = tmp_path / "card.wav"
+    sf.write(card_wav, fan_dev, rate, subtype="FLOAT")
+    for wav, out in ((fan_40s, "d16"), (card_wav, "dcard")):
+        assert main(["detect", str(case["model"]), str(wav), "--out", str(tmp_path / out), "--no-picture"]) == 0
+    capsys.readouterr()
+    log, heard = tmp_path / "live.csv", tmp_path / "heard.wav"
+    code = within(60, main, ["listen", str(case["model"]), "--device", "Studio", "--channel", "1", "--duration-s", "40",
+                             "--events", str(log), "--record", str(heard)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (stream,) = sd.streams
+    assert stream.kwargs["samplerate"] == rate and stream.kwargs["channels"] == 2 and stream.closed
+    assert f"listening to input device Studio at {rate} Hz, resampled to 16000 Hz" in captured.err
+    assert (f"earshot: warning: input device 'Studio 4x4' does not support 16000 Hz: opened at {rate} Hz, "
+            "resampled to 16000 Hz as it streams") in captured.err.splitlines()
+    live = read_events(log)
+    card, file16 = read_events(tmp_path / "dcard" / "events.csv"), read_events(tmp_path / "d16" / "events.csv")
+    assert len(live) == len(card) == len(file16) == 1, (live, card, file16)
+    (a,), (b,), (c,) = live, card, file16
+    assert a["start_s"] == b["start_s"] and a["end_s"] == b["end_s"]  # streamed = resampled whole
+    assert a["peak_score"] == pytest.approx(b["peak_score"], rel=1e-4)
+    assert a["mean_score"] == pytest.approx(b["mean_score"], rel=1e-4)
+    assert abs(a["start_s"] - c["start_s"]) <= 0.3 and abs(a["end_s"] - c["end_s"]) <= 0.3, (a, c)
+    assert a["peak_score"] == pytest.approx(c["peak_score"], rel=0.05)
+    assert a["mean_score"] == pytest.approx(c["mean_score"], rel=0.05)
+    assert "ALARM" in captured.out and "1 event(s)" in captured.out and "dropped" not in captured.out
+    # what was scored (and recorded) is resample_poly of what the card delivered on channel 1
+    rec, _ = sf.read(heard, dtype="float32")
+    ref = resample_poly(stream.audio()[:, 1].astype(np.float64), SR // g, rate // g)[: 40 * SR]
+    assert len(rec) == 40 * SR and np.abs(rec - ref).max() <= 1 / 32768 + RESAMPLE_TOL  # (a 16-bit wav)
 
 
 def test_listen_device_unplugged_mid_alarm_is_one_line_and_logs_the_event(fake_sd, case, fan_40s, tmp_path, capsys):

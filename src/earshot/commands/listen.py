@@ -78,8 +78,10 @@ def register(app: typer.Typer, out, err) -> None:
             what = f"{input_file} ({'as fast as possible' if fast else 'real-time pace'})"
         else:
             source = DeviceSource(_device(device), sr=sr, channel=use_channel, blocksize=blocksize)
-            source.probe()  # no device: one line before anything is written
-            what = f"input device {device if device is not None else '(default)'} at {sr} Hz"
+            source.probe()  # no device: one line before anything is written; chooses the rate to open it at
+            rate = source.device_sr or sr
+            what = (f"input device {device if device is not None else '(default)'} at {rate} Hz"
+                    f"{f', resampled to {sr} Hz' if rate != sr else ''}")
         scorer = StreamScorer(bundle, geometry, threads=1)
         log = EventLog(events_csv)
         recorder = Recorder(record, sr) if record is not None else None

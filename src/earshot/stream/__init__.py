@@ -11,7 +11,8 @@ listen`` (a microphone, or a file streamed at real-time pace, through a ring buf
 - :class:`RingBuffer` (:mod:`.ring`) decouples the producer (the audio callback, or a
   file-reading thread) from the scorer;
 - :class:`FileSource`, :class:`DeviceSource` (sounddevice, the ``live`` extra) and
-  :func:`list_input_devices` (:mod:`.sources`) are the producers;
+  :func:`list_input_devices` (:mod:`.sources`) are the producers; :class:`StreamResampler`
+  (:mod:`.resample`) converts a sound card's rate to the model's block by block;
 - :func:`monitor` (:mod:`.live`) is the consumer loop of ``listen``, with :class:`Recorder`
   (``--record``) and :class:`EventLog` (``--events``) writing as it goes;
 - :func:`scan_file` and :func:`detect_file` (:mod:`.detect`) are ``detect``: a whole file,
@@ -28,6 +29,7 @@ from __future__ import annotations
 from earshot.stream.detect import DetectResult, detect_file, scan_file
 from earshot.stream.frames import FrameStream
 from earshot.stream.live import EventLog, MonitorSummary, Recorder, monitor
+from earshot.stream.resample import StreamResampler
 from earshot.stream.ring import RingBuffer
 from earshot.stream.scorer import StreamScorer
 from earshot.stream.sources import DeviceSource, FileSource, list_input_devices
@@ -38,6 +40,7 @@ __all__ = [
     "RingBuffer",
     "FileSource",
     "DeviceSource",
+    "StreamResampler",
     "Recorder",
     "EventLog",
     "MonitorSummary",

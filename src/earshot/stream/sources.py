@@ -1,6 +1,8 @@
 """Audio sources that feed a :class:`~earshot.stream.ring.RingBuffer`: :class:`FileSource`
 (a file, at real-time pace or as fast as it is taken) and :class:`DeviceSource` (a sound card
-through sounddevice, the ``live`` extra), plus :func:`list_input_devices`.
+through sounddevice, the ``live`` extra; resampled block by block with
+:class:`~earshot.stream.resample.StreamResampler` when it cannot be opened at the model's
+rate), plus :func:`list_input_devices`.
 
 A source has ``sr``, ``start(ring)``, ``stop()`` and ``error`` (an exception raised in its
 producer thread, re-raised by :func:`earshot.stream.monitor`). sounddevice is imported only
@@ -9,6 +11,7 @@ when a device is listed, probed or opened; soundfile only when a file is read.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +25,11 @@ from earshot.errors import AudioError, EarshotError, ParameterError
 from earshot.stream.ring import RingBuffer
 
 __all__ = ["FileSource", "DeviceSource", "list_input_devices"]
+
+log = logging.getLogger(__name__)
+
+# Rates a sound card is tried at when it cannot be opened at the model's (after its default rate).
+COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
 
 
 def _mono(block: np.ndarray, channel: int | None) -> np.ndarray:
@@ -157,12 +165,18 @@ class DeviceSource:
     device : int, str or None
         PortAudio device index or name; None: the default input.
     sr : int
-        Rate to open the device at (the model's).
+        Rate to deliver (the model's). The device is opened at this rate when it supports it
+        (``sounddevice.check_input_settings``); otherwise at its default rate, or the nearest
+        common rate it supports (higher ones first), and every block is resampled to ``sr`` as
+        it comes (:class:`~earshot.stream.resample.StreamResampler`: resample_poly's filter,
+        0.625 ms of delay at 16 kHz), with one warning line. :attr:`device_sr` is the rate
+        chosen.
     channel : int or None
-        Channel to use; None averages the channels of a mono or stereo device (one with more
-        channels is opened with one, its first).
+        Channel to use (the device is opened with ``channel + 1`` channels); None averages the
+        channels of a mono or stereo device (one with more channels is opened with one, its first).
     blocksize : int
-        Samples per callback.
+        Samples per callback at ``sr``; a device opened at another rate gets blocks of the same
+        duration.
 
     A stream that ends without :meth:`stop` (the device was unplugged, or the callback
     raised) sets :attr:`error` and closes the ring, so :func:`~earshot.stream.monitor` stops
@@ -176,13 +190,22 @@ class DeviceSource:
         self.channel = channel
         self.blocksize = int(blocksize)
         self.realtime = True
+        self.device_sr: int | None = None  # the rate the device is opened at (set by probe())
+        self.resampler = None  # a StreamResampler while a resampled stream runs
         self._stream = None
         self._stopping = False
         self.error: BaseException | None = None
         self.status_flags = 0
 
+    def _channels(self, n_ch: int) -> int:
+        """Channels to open: up to the one named, else all of a mono or stereo device, else one."""
+        if self.channel is not None:
+            return self.channel + 1
+        return n_ch if n_ch <= 2 else 1
+
     def probe(self) -> dict[str, Any]:
-        """Check that the device exists and has input channels (one clear line if not)."""
+        """Check that the device exists and has input channels (one clear line if not), and
+        choose the rate to open it at (:attr:`device_sr`)."""
         sd = _sounddevice()
         try:
             info = sd.query_devices(self.device, kind="input")
@@ -195,20 +218,54 @@ class DeviceSource:
             raise EarshotError(f"device {info['name']!r} has no input channels; see `earshot listen --list-devices`")
         if self.channel is not None and not 0 <= self.channel < n_ch:
             raise ParameterError(f"channel={self.channel} is out of range: device {info['name']!r} has {n_ch} input channel(s)")
+        self.device_sr = self._choose_rate(sd, info, self._channels(n_ch))
         return dict(info)
+
+    def _choose_rate(self, sd, info: dict[str, Any], channels: int) -> int:
+        """The model's rate if the device takes it; else its default rate, or the nearest common
+        rate it takes (above the model's first: downsampling loses nothing the model hears).
+        When no rate checks out, the model's: opening the stream then says why."""
+        check = getattr(sd, "check_input_settings", None)
+        if check is None:
+            return self.sr
+
+        def supported(rate: int) -> bool:
+            try:
+                check(device=self.device, channels=channels, dtype="float32", samplerate=rate)
+            except Exception:  # PortAudioError (Invalid sample rate, ...), ValueError
+                return False
+            return True
+
+        if supported(self.sr):
+            return self.sr
+        default = int(round(float(info.get("default_samplerate") or 0)))
+        above = sorted({r for r in (default, *COMMON_RATES) if r > self.sr}, key=lambda r: (r != default, r))
+        below = sorted({r for r in (default, *COMMON_RATES) if 0 < r < self.sr}, key=lambda r: (r != default, -r))
+        for rate in (*above, *below):
+            if supported(rate):
+                return rate
+        return self.sr
 
     def start(self, ring: RingBuffer) -> None:
         sd = _sounddevice()
         info = self.probe()
-        n_ch = int(info["max_input_channels"])
-        channels = n_ch if self.channel is not None or n_ch <= 2 else 1
+        channels = self._channels(int(info["max_input_channels"]))
+        rate = self.device_sr or self.sr
+        resampler = None
+        if rate != self.sr:
+            from earshot.stream.resample import StreamResampler
+
+            resampler = StreamResampler(rate, self.sr)
+        self.resampler = resampler
+        blocksize = max(16, int(round(self.blocksize * rate / self.sr)))
 
         def callback(indata, frames, time_info, status) -> None:  # PortAudio's thread: no waiting here
             if status:
                 self.status_flags += 1
             try:
-                ring.write(_mono(indata, self.channel if channels > 1 else None)
-                           if indata.ndim == 2 and indata.shape[1] > 1 else indata.reshape(-1))
+                x = (_mono(indata, self.channel if channels > 1 else None)
+                     if indata.ndim == 2 and indata.shape[1] > 1 else indata.reshape(-1))
+                ring.write(x if resampler is None else resampler.process(x))  # (the resampler copies)
             except Exception as exc:  # sounddevice would only print it and abort the stream
                 self.error = exc
                 raise sd.CallbackAbort from None
@@ -222,12 +279,16 @@ class DeviceSource:
 
         self._stopping = False
         try:
-            self._stream = sd.InputStream(device=self.device, samplerate=self.sr, channels=channels, dtype="float32",
-                                          blocksize=self.blocksize, callback=callback, finished_callback=finished)
+            self._stream = sd.InputStream(device=self.device, samplerate=rate, channels=channels, dtype="float32",
+                                          blocksize=blocksize, callback=callback, finished_callback=finished)
             self._stream.start()
         except Exception as exc:
             self.stop()  # opened but not started: close it again
-            raise EarshotError(f"cannot open input device {info['name']!r} at {self.sr} Hz ({exc})") from None
+            raise EarshotError(f"cannot open input device {info['name']!r} at {rate} Hz ({exc})") from None
+        if resampler is not None:
+            log.warning("input device %r does not support %d Hz: opened at %d Hz, resampled to %d Hz as it streams%s",
+                        info["name"], self.sr, rate, self.sr,
+                        f" (it has no sound above {rate / 2:g} Hz)" if rate < self.sr else "")
 
     def stop(self) -> None:
         self._stopping = True
