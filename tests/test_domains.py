@@ -113,3 +113,29 @@ def test_data_without_domains_has_no_domain_section(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     assert "domains" not in report and all("domains" not in g for g in report["groups"].values())
     assert "per domain" not in capsys.readouterr().out
+
+
+def test_metrics_csv_has_a_row_per_model_group_and_domain(shifted, tmp_path, capsys):
+    import csv
+
+    data, root = shifted
+    assert main(["evaluate", str(root / "gauss"), str(data), "--csv", str(tmp_path / "m.csv"),
+                 "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    rows = list(csv.DictReader(open(tmp_path / "m.csv", newline="")))
+    assert [(r["group"], r["domain"]) for r in rows] == [
+        ("fan/id_00", "all"), ("fan/id_00", "source"), ("fan/id_00", "target"), ("mean", "all"),
+        ("mean", "source"), ("mean", "target"), ("hmean", "all"), ("hmean", "source"), ("hmean", "target")]
+    g = report["groups"]["fan/id_00"]
+    assert float(rows[0]["auc"]) == pytest.approx(g["auc"]) and int(rows[0]["tp"]) == g["tp"]
+    assert float(rows[2]["auc"]) == pytest.approx(g["domains"]["target"]["auc"])
+    assert float(rows[2]["threshold"]) == pytest.approx(g["threshold"])
+    assert rows[3]["tp"] == "" and float(rows[3]["auc"]) == pytest.approx(report["mean"]["auc"])
+
+    assert main(["evaluate", str(root / "gauss"), str(root / "knn"), str(data), "--csv", str(tmp_path / "c.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "c.csv", newline="")))
+    assert {r["model"] for r in rows} == {str(root / "gauss"), str(root / "knn")} and len(rows) == 18
+    capsys.readouterr()
+    assert main(["evaluate", str(root / "gauss"), str(data), "--csv", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--csv" in err[0] and "folder" in err[0]

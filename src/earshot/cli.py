@@ -260,6 +260,8 @@ def evaluate(
              "trained on are left out. Several models: one table on the clips none of them trained on.")],
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label].")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option(
+        "--csv", help="Write the metrics as one CSV table here (a row per model, group and domain; mean, hmean).")] = None,
     report_dir: Annotated[Optional[Path], typer.Option(
         "--report", help="Write a self-contained report.html (pictures inside) and report.json into this folder.")] = None,
 ) -> None:
@@ -273,8 +275,12 @@ def evaluate(
         raise typer.BadParameter("expected MODEL [MODEL...] DATA: at least one model and the data",
                                  param_hint="'MODEL [MODEL...] DATA'")
     *model_dirs, data = paths
+    if csv_out is not None and csv_out.is_dir():
+        from earshot.errors import ParameterError
+
+        raise ParameterError(f"--csv {csv_out}: expected a file name, got a folder")
     if len(model_dirs) > 1:
-        _compare(model_dirs, data, split_file=split_file, json_out=json_out, report_dir=report_dir)
+        _compare(model_dirs, data, split_file=split_file, json_out=json_out, report_dir=report_dir, csv_out=csv_out)
         return
     model_dir = model_dirs[0]
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
@@ -298,6 +304,11 @@ def evaluate(
         with atomic_file(json_out) as fh:
             json.dump(to_jsonable(report), fh, indent=2)
         out.print(f"report: {json_out}")
+    if csv_out is not None:
+        from earshot.evaluation.metrics_csv import metrics_rows, write_metrics_csv
+
+        write_metrics_csv(metrics_rows(report["groups"], report, report.get("domains"), str(model_dir)), csv_out)
+        out.print(f"metrics: {csv_out}")
     if report_dir is not None:
         from earshot.report import write_report
 
@@ -305,7 +316,7 @@ def evaluate(
         out.print(f"report: {page} (and {page.with_name('report.json')})")
 
 
-def _compare(model_dirs: list[Path], data: Path, *, split_file, json_out, report_dir) -> None:
+def _compare(model_dirs: list[Path], data: Path, *, split_file, json_out, report_dir, csv_out=None) -> None:
     """``evaluate MODEL MODEL... DATA``: every model on the clips none of them trained on, one table."""
     from earshot._fs import atomic_file
     from earshot.bundle import load_model
@@ -340,6 +351,13 @@ def _compare(model_dirs: list[Path], data: Path, *, split_file, json_out, report
         with atomic_file(json_out) as fh:
             json.dump(to_jsonable(result), fh, indent=2)
         out.print(f"report: {json_out}")
+    if csv_out is not None:
+        from earshot.evaluation.metrics_csv import metrics_rows, write_metrics_csv
+
+        write_metrics_csv((row for n in names for row in metrics_rows(
+            {g: per_model[n] for g, per_model in result["groups"].items()},
+            {"mean": result["mean"][n], "hmean": result["hmean"][n]}, result.get("domains", {}).get(n), n)), csv_out)
+        out.print(f"metrics: {csv_out}")
     if report_dir is not None:
         from earshot.cv_report import write_compare_report
 
