@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 #: Modules under earshot.commands, registered in this order.
-MODULES: list[str] = ["synth", "demo", "explore", "serve", "detect", "listen", "cv"]
+MODULES: list[str] = ["synth", "demo", "explore", "serve", "detect", "listen", "cv", "export"]
 
 
 def register_all(app, out, err) -> None:
