@@ -667,7 +667,9 @@ def test_listen_no_such_device_is_one_line_and_writes_nothing(fake_sd, case, cap
 def test_listen_a_stream_that_will_not_open_is_one_line(fake_sd, case, capsys, tmp_path, device, message):
     sd = fake_sd(device)
     code = within(20, main, ["listen", str(case["model"]), "--device", "0", "--events", str(tmp_path / "ev.csv")])
-    assert code == 1 and message in one_error_line(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert code == 1 and message in one_error_line(err)
+    assert "listening to" not in err, "the banner waits until the input is open: the error stands alone"
     for stream in sd.streams:  # one that opened and failed to start is closed again
         assert stream.closed and stream.events[-1] == "close"
     assert not (tmp_path / "ev.csv").exists(), "a session that never started leaves no events log"

@@ -85,8 +85,9 @@ def register(app: typer.Typer, out, err) -> None:
         scorer = StreamScorer(bundle, geometry, threads=1)
         log = EventLog(events_csv)
         recorder = Recorder(record, sr) if record is not None else None
-        err.print(f"listening to {what} with {model_dir} ({name}); threshold {info['threshold']:.4g} "
-                  f"({info['threshold_source']}); events -> {events_csv}; Ctrl-C to stop")
+        def on_start() -> None:  # once the input is open: a device that will not open says so alone
+            err.print(f"listening to {what} with {model_dir} ({name}); threshold {info['threshold']:.4g} "
+                      f"({info['threshold_source']}); events -> {events_csv}; Ctrl-C to stop")
 
         state = {"next_print": 0.0, "alarm": None}
 
@@ -110,7 +111,7 @@ def register(app: typer.Typer, out, err) -> None:
         ok = False
         try:
             summary = monitor(source, scorer, tracker, on_window=on_window, on_event=on_event, recorder=recorder,
-                              max_seconds=duration_s)
+                              max_seconds=duration_s, on_start=on_start)
             ok = True
         finally:
             log.close(create=ok)

@@ -137,7 +137,8 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
             on_window: Callable[[WindowScore, EventTracker], None] | None = None,
             on_event: Callable[[Event], None] | None = None,
             recorder: Recorder | None = None, stop: threading.Event | None = None,
-            max_seconds: float | None = None, ring_s: float = 10.0, keep_events: int = 100) -> MonitorSummary:
+            max_seconds: float | None = None, ring_s: float = 10.0, keep_events: int = 100,
+            on_start: Callable[[], None] | None = None) -> MonitorSummary:
     """Stream ``source`` through a ring buffer, the scorer and the event tracker until the source
     ends, ``stop`` is set or ``max_seconds`` of audio are scored.
 
@@ -155,6 +156,8 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
         Gets every sample read.
     ring_s : float
         Ring buffer capacity in seconds.
+    on_start : callable, optional
+        Called once the source has started (a sound card is open and delivering).
 
     Returns
     -------
@@ -184,6 +187,8 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
 
     failure: EarshotError | None = None
     source.start(ring)
+    if on_start is not None:
+        on_start()
     try:
         while not (stop is not None and stop.is_set()):
             x = ring.read(timeout=0.25)
