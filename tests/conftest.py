@@ -40,3 +40,17 @@ def write_wav() -> Callable[..., Path]:
         return p
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch intra-op thread for a module that trains (skips the module without torch).
+
+    Small networks train fastest so, and on a shared 2-core machine OpenMP threads fight.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

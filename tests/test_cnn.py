@@ -14,14 +14,7 @@ from earshot.errors import ParameterError
 TINY = {"n_frames": 16, "width": 8, "n_blocks": 2, "epochs": 8, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: small convolutions are fastest so, and the test machine is shared."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------- SpecAugment and mixup

@@ -19,13 +19,7 @@ from earshot.features.config import FeatureConfig
 FEATURES = FeatureConfig(n_mels=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _records(machines=("fan", "pump"), ids=("id_00", "id_02", "id_04"), n_normal=7, n_abnormal=3):
