@@ -24,13 +24,7 @@ pytest.importorskip("onnx")
 QUICK = ["--epochs", "2", "--n-mels", "32"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +103,7 @@ def test_waveform_graph_scores_like_the_bundle(kind, models, data, tmp_path, cap
         session = _session(out / entry["onnx"])
         assert [i.name for i in session.get_inputs()] == ["waveform"]
         assert [o.name for o in session.get_outputs()] == ["window_scores", "score"]
+        assert "DFT factorised as 64 x 16" in session.get_modelmeta().description  # not the dense Conv
         audio = _fresh_audio(data, bundle.features.sr, bundle.features.hop_length)
         ref_windows = bundle.window_scores([log_mel(y, bundle.features) for y in audio])
         ref_scores = bundle.score_samples([log_mel(y, bundle.features) for y in audio])
@@ -215,18 +210,95 @@ def test_front_end_equals_log_mel_for_other_settings():
     from earshot.features import FeatureConfig
 
     rng = np.random.default_rng(1)
-    y = rng.normal(scale=0.1, size=(2, 16000 + 77)).astype(np.float32)
-    for cfg in (FeatureConfig(n_mels=64, n_fft=400, hop_length=160, win_length=300, fmin=50.0, fmax=7000.0),
-                FeatureConfig(n_mels=32, power=1.0), FeatureConfig(n_mels=24, n_fft=511, hop_length=100, power=1.5),
-                FeatureConfig(sr=8000, n_mels=32, n_fft=256, hop_length=128)):
-        for opset in (13, 18):
-            session = ort.InferenceSession(frontend_model(cfg, opset=opset).SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-            (mel,) = session.run(None, {"waveform": y})
-            for i in range(2):
-                assert np.max(np.abs(mel[i].T - log_mel(y[i], cfg))) < 1e-3, cfg
-    (mel,) = session.run(None, {"waveform": np.zeros((1, 1000), np.float32)})
-    assert np.all(mel == pytest.approx(-100.0))
+    y = rng.normal(scale=0.1, size=(2, 16000 + 77)).astype(np.float32)  # no hop below divides 16077
+    # (config, the form "auto" picks): factorisations 64 x 16, 25 x 16, 128 x 4, 32 x 8; n_fft 511 = 7 x 73
+    # shares no factor with hop 100, so only the dense Conv applies
+    for cfg, auto in ((FeatureConfig(n_mels=64, n_fft=400, hop_length=160, win_length=300, fmin=50.0, fmax=7000.0),
+                       "fft"),
+                      (FeatureConfig(n_mels=32, power=1.0), "fft"),
+                      (FeatureConfig(n_mels=24, n_fft=512, hop_length=100, power=1.5), "fft"),
+                      (FeatureConfig(n_mels=24, n_fft=511, hop_length=100, power=1.5), "conv"),
+                      (FeatureConfig(sr=8000, n_mels=32, n_fft=256, hop_length=128), "fft")):
+        assert ("factorised" if auto == "fft" else "one Conv") in frontend_model(cfg).doc_string
+        for dft in ("fft", "conv") if auto == "fft" else ("conv",):
+            for opset in (13, 18):
+                session = ort.InferenceSession(frontend_model(cfg, opset=opset, dft=dft).SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
+                # a batch of two; one clip; the shortest inputs (1 sample, one frame's worth)
+                for x in (y, y[1:], y[:1, :1], y[:1, : cfg.n_fft], y[:, : 3 * cfg.hop_length + 1]):
+                    (mel,) = session.run(None, {"waveform": x})
+                    for i in range(len(x)):
+                        ref = log_mel(x[i], cfg)
+                        assert mel[i].T.shape == ref.shape, (cfg, dft, x.shape)
+                        assert np.max(np.abs(mel[i].T - ref)) < 1e-3, (cfg, dft, opset)
+            (mel,) = session.run(None, {"waveform": np.zeros((1, 1000), np.float32)})
+            assert np.all(mel == pytest.approx(-100.0))
+
+
+def test_dft_choice_is_checked():
+    from earshot.bundle.export import frontend_model
+    from earshot.errors import ParameterError
+    from earshot.features import FeatureConfig
+
+    with pytest.raises(ParameterError, match="dft"):
+        frontend_model(FeatureConfig(), dft="stft")
+    with pytest.raises(ParameterError, match="n_fft=511"):
+        frontend_model(FeatureConfig(n_fft=511, hop_length=100, n_mels=24), dft="fft")
+
+
+@pytest.mark.parametrize("dft", ["fft", "conv"])
+def test_both_dft_forms_score_like_the_bundle(dft, models, data):
+    """Each DFT form of the front end on fresh audio (two recordings and a new signal, a length
+    that is not a multiple of the hop), one clip per call and a batch of two."""
+    from earshot.bundle.export import frontend_model, waveform_model
+
+    bundle = load_model(models["dense-ae"]).bundles["fan/id_00"]
+    model = waveform_model(bundle, dft=dft)
+    assert ("factorised" if dft == "fft" else "one Conv") in model.doc_string
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    front = ort.InferenceSession(frontend_model(bundle.features, dft=dft).SerializeToString(),
+                                 providers=["CPUExecutionProvider"])
+    audio = _fresh_audio(data, bundle.features.sr, bundle.features.hop_length)
+    ref_mel = [log_mel(y, bundle.features) for y in audio]
+    ref_windows = bundle.window_scores(ref_mel)
+    ref_scores = bundle.score_samples(ref_mel)
+    for rows in ([0], [1], [2], [0, 2]):
+        (mel,) = front.run(None, {"waveform": audio[rows]})
+        windows, scores = session.run(None, {"waveform": audio[rows]})
+        for j, i in enumerate(rows):
+            assert np.max(np.abs(mel[j].T - ref_mel[i])) < 1e-3
+            assert windows[j].shape == ref_windows[i].shape
+            _close(windows[j], ref_windows[i], bundle)
+            _close(scores[j], ref_scores[i], bundle)
+
+
+@pytest.mark.parametrize("dft", ["fft", "conv"])
+def test_check_catches_a_symmetric_window(dft, models, monkeypatch):
+    """A front end with a symmetric instead of periodic Hann window fails the export check, in
+    either DFT form (the window is folded into the stage-1 kernels of one, the Conv kernels of
+    the other): on the log-mel and on the scores."""
+    import earshot.bundle.export_frontend as export_frontend
+    from earshot.bundle.export import LOGMEL_TOL_DB, RTOL, verify_export
+    from earshot.bundle.export_graph import _graph_bytes
+
+    bundle = load_model(models["dense-ae"]).bundles["fan/id_00"]
+    data, _, _, front = _graph_bytes(bundle, "waveform", dft)
+    good = verify_export(data, bundle, frontend_bytes=front)
+    assert good["passed"] and good["logmel_max_abs_diff_db"] < LOGMEL_TOL_DB / 10 and good["score_rel_diff"] < RTOL / 10
+    monkeypatch.setattr(export_frontend, "_frontend_window", lambda features: np.hanning(features.n_fft))
+    data, _, _, front = _graph_bytes(bundle, "waveform", dft)
+    bad = verify_export(data, bundle, frontend_bytes=front)
+    assert not bad["passed"]
+    assert bad["logmel_max_abs_diff_db"] > 10 * LOGMEL_TOL_DB and bad["score_rel_diff"] > RTOL
+
+
+def test_export_refuses_a_symmetric_window(models, tmp_path, capsys, monkeypatch):
+    import earshot.bundle.export_frontend as export_frontend
+
+    monkeypatch.setattr(export_frontend, "_frontend_window", lambda features: np.hanning(features.n_fft))
+    code, _, err = run(["export", models["gauss"], "--out", tmp_path / "edge"], capsys)
+    _one_line_error(code, err, "differs from earshot's scoring", "nothing was written")
+    _nothing_left(tmp_path / "edge")
 
 
 def test_errors_are_one_line_and_write_nothing(models, tmp_path, capsys, monkeypatch):

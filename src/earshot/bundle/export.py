@@ -8,9 +8,10 @@ Two forms (``front_end``):
 
         waveform (batch, n_samples) float32, [-1, 1], at the model's sample rate
           -> Pad (n_fft // 2 zeros each side: librosa's center=True, pad_mode="constant")
-          -> Conv with windowed DFT kernels (n_fft taps, stride hop_length): re and im rows
-          -> square -> MatMul with the dense Slaney mel filterbank (re**2 + im**2 summed by
-             the product itself; ``(re**2 + im**2) ** (power / 2)`` when power != 2)
+          -> windowed DFT of every frame: a factorised DFT (n_fft = a * b: grouped Conv over
+             the b polyphase rows, then a MatMul) where n_fft and hop_length allow it, else
+             one Conv with windowed cos/sin kernels (n_fft taps, stride hop_length)
+          -> re**2 + im**2 (``** (power / 2)`` when power != 2) -> Slaney mel filterbank
           -> Max(amin) -> Log * 10 / ln(10)                     = log-mel in dB
           -> the bundle's scoring graph                          -> window_scores (batch, n_windows)
           -> the bundle's aggregate (mean, max, quantile:q)      -> score (batch,)
@@ -21,8 +22,8 @@ Two forms (``front_end``):
 
 The parts, one module each:
 
-- :mod:`earshot.bundle.export_frontend`: the log-mel front end as ONNX nodes (DFT
-  convolution, mel MatMul, dB), built with ``onnx.helper``: no torch is needed.
+- :mod:`earshot.bundle.export_frontend`: the log-mel front end as ONNX nodes (factorised
+  DFT or DFT convolution, mel MatMul, dB), built with ``onnx.helper``: no torch is needed.
 - :mod:`earshot.bundle.export_graph`: the front end joined to the bundle's scoring graph,
   the in-graph clip aggregate, the opset and IR version of either form.
 - :mod:`earshot.bundle.export_check`: the onnxruntime run on synthetic audio compared with
@@ -49,7 +50,8 @@ from earshot._fs import atomic_dir
 # the parts' names, re-exported: importable from earshot.bundle.export as before the split
 from earshot.bundle.export_check import (LOGMEL_TOL_DB, RTOL, _session, _window_hop, min_samples,  # noqa: F401
                                          verification_signals, verify_export)
-from earshot.bundle.export_frontend import AMIN, MIN_OPSET, _PREFIX, _dft_rows, frontend_model  # noqa: F401
+from earshot.bundle.export_frontend import (AMIN, DFT_METHODS, MIN_OPSET, _PREFIX, _dft_rows,  # noqa: F401
+                                            frontend_model)
 from earshot.bundle.export_graph import (_AGG_PREFIX, _aggregate_nodes, _axes_node, _default_opset,  # noqa: F401
                                          _graph_bytes, _graph_versions, _proto_fields, _varint, _version,
                                          waveform_model)

@@ -101,12 +101,16 @@ def _default_opset(model) -> int:
     raise BundleError("the bundle's ONNX graph imports no default-domain opset")
 
 
-def waveform_model(bundle: Bundle):
+def waveform_model(bundle: Bundle, *, dft: str = "auto"):
     """The bundle's scoring graph behind the log-mel front end, with the clip aggregate.
 
     Parameters
     ----------
     bundle : Bundle
+    dft : {"auto", "fft", "conv"}
+        How the front end computes the DFT (:func:`~earshot.bundle.export_frontend.frontend_model`;
+        ``auto``, the factorised form where ``n_fft`` and ``hop_length`` allow it, is what
+        ``earshot export`` writes).
 
     Returns
     -------
@@ -120,6 +124,8 @@ def waveform_model(bundle: Bundle):
     BundleError
         The bundle graph cannot be read or joined (an opset older than :data:`MIN_OPSET`,
         names that collide with the front end's).
+    ParameterError
+        Unknown ``dft``, or ``fft`` where it does not apply.
     """
     import onnx
     from onnx import TensorProto, compose, helper
@@ -134,7 +140,7 @@ def waveform_model(bundle: Bundle):
     if names_in != ["logmel"] or names_out[:1] != ["window_scores"]:
         raise BundleError(f"{path}: expected input logmel and output window_scores, got {names_in} -> {names_out}")
     opset = _default_opset(inner)
-    front = frontend_model(bundle.features, opset=opset, ir_version=inner.ir_version)
+    front = frontend_model(bundle.features, opset=opset, ir_version=inner.ir_version, dft=dft)
     # other domains the bundle graph imports must be known to the merged model as well
     front.opset_import.extend(e for e in inner.opset_import if e.domain not in ("", "ai.onnx"))
     try:
@@ -160,8 +166,10 @@ def waveform_model(bundle: Bundle):
         helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch"]),
     ])
     merged.graph.name = "earshot_waveform_scorer"
-    merged.doc_string = (f"earshot {_version()}: waveform (batch, n_samples) at {bundle.features.sr} Hz -> log-mel -> "
-                         f"{bundle.kind} window_scores (batch, n_windows) -> score (batch,) = {bundle.aggregate}")
+    form = front.doc_string.split(": ", 1)[-1]  # the front end's DFT form
+    merged.doc_string = (f"earshot {_version()}: waveform (batch, n_samples) at {bundle.features.sr} Hz -> log-mel "
+                         f"({form}) -> {bundle.kind} window_scores (batch, n_windows) -> score (batch,) = "
+                         f"{bundle.aggregate}")
     try:
         onnx.checker.check_model(merged)
     except Exception as exc:  # onnx.checker.ValidationError
@@ -175,15 +183,16 @@ def _version() -> str:
     return __version__
 
 
-def _graph_bytes(bundle: Bundle, front_end: str) -> tuple[bytes, int, int, bytes | None]:
-    """(model bytes, opset, IR version, front-end-only bytes or None) of one group's export."""
+def _graph_bytes(bundle: Bundle, front_end: str, dft: str = "auto") -> tuple[bytes, int, int, bytes | None]:
+    """(model bytes, opset, IR version, front-end-only bytes or None) of one group's export;
+    ``dft`` as :func:`waveform_model` (both graphs are built with the same)."""
     if front_end == "logmel":
         data = (bundle.path / ONNX_FILE).read_bytes()
         opset, ir_version = _graph_versions(data, bundle)
         return data, opset, ir_version, None
-    merged = waveform_model(bundle)
+    merged = waveform_model(bundle, dft=dft)
     opset = _default_opset(merged)
-    front = frontend_model(bundle.features, opset=opset, ir_version=merged.ir_version)
+    front = frontend_model(bundle.features, opset=opset, ir_version=merged.ir_version, dft=dft)
     return merged.SerializeToString(), opset, int(merged.ir_version), front.SerializeToString()
 
 
