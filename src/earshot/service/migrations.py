@@ -7,7 +7,7 @@ transaction that also records the new version, so a step that fails leaves the d
 the version before it. A database newer than this code is refused
 (:class:`SchemaVersionError`), never opened.
 
-The tables themselves are in :mod:`earshot.service.store`, which runs :func:`migrate` when a
+The tables themselves are in :mod:`earshot.service.tables`, which runs :func:`migrate` when a
 :class:`~earshot.service.store.Store` opens its database (and re-exports these names).
 """
 
@@ -33,7 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from earshot.errors import ParameterError
-from earshot.service.store import Base, Meta, _sqlite_pragmas
+from earshot.service.store import _sqlite_pragmas
+from earshot.service.tables import Base, Meta
 
 __all__ = [
     "SCHEMA_VERSION",

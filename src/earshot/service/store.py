@@ -1,4 +1,4 @@
-"""The monitoring store: SQLAlchemy 2 tables, content-addressed audio on disk, one repository.
+"""The monitoring store: the database engine and sessions, content-addressed audio on disk.
 
 SQLite (WAL journal, ``synchronous=FULL``) is the default; any PostgreSQL URL works (the SQL
 is portable; machine rows are locked with ``SELECT ... FOR UPDATE`` there). Audio bytes are
@@ -6,9 +6,9 @@ written to ``<data>/audio/<sha256[:2]>/<sha256>.<ext>``, fsynced, renamed into p
 folder fsynced *before* the row that names them is committed, and the commit happens before
 the service answers: an acknowledged snippet survives ``kill -9`` and a power cut.
 
-The schema's version and the steps between versions are in :mod:`earshot.service.migrations`
-(run when a :class:`Store` opens its database); its public names can still be imported from
-here.
+The tables (SQLAlchemy 2 mapped classes) are in :mod:`earshot.service.tables`, the schema's
+version and the steps between versions in :mod:`earshot.service.migrations` (run when a
+:class:`Store` opens its database); the public names of both can still be imported from here.
 """
 
 from __future__ import annotations
@@ -23,23 +23,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Optional
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    create_engine,
-    event,
-    select,
-    text,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from earshot.service.tables import Alert, Base, Job, Machine, Meta, Notification, Snippet  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:  # at run time these come from earshot.service.migrations on first use (__getattr__)
     from earshot.service.migrations import (
@@ -84,9 +71,10 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The names of :data:`_MIGRATION_NAMES`, read from :mod:`earshot.service.migrations` when asked for.
 
-    That module imports the tables from this one, so it cannot be imported here at module level
-    (whichever of the two were imported first would find the other half-initialised). Each
-    access reads the value the migrations module holds now: patch ``SCHEMA_VERSION`` there.
+    That module imports ``_sqlite_pragmas`` from this one, so it cannot be imported here at
+    module level (whichever of the two were imported first would find the other
+    half-initialised). Each access reads the value the migrations module holds now: patch
+    ``SCHEMA_VERSION`` there.
     """
     if name in _MIGRATION_NAMES:
         from earshot.service import migrations
@@ -105,125 +93,6 @@ def iso(value: Optional[dt.datetime]) -> Optional[str]:
     if value is None:
         return None
     return value.replace(microsecond=(value.microsecond // 1000) * 1000).isoformat(timespec="milliseconds") + "Z"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Meta(Base):
-    __tablename__ = "earshot_meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(256))
-
-
-class Machine(Base):
-    """A machine that reports snippets, with its alert state (hysteresis counters)."""
-
-    __tablename__ = "machines"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    model: Mapped[Optional[str]] = mapped_column(String(128))
-    webhook_url: Mapped[Optional[str]] = mapped_column(String(2048))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    n_snippets: Mapped[int] = mapped_column(Integer, default=0)
-    last_snippet_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    last_score: Mapped[Optional[float]] = mapped_column(Float)
-    last_threshold: Mapped[Optional[float]] = mapped_column(Float)
-    last_is_anomalous: Mapped[Optional[bool]] = mapped_column(Boolean)
-    run_over: Mapped[int] = mapped_column(Integer, default=0)
-    run_under: Mapped[int] = mapped_column(Integer, default=0)
-    open_alert_id: Mapped[Optional[int]] = mapped_column(Integer)
-
-
-class Snippet(Base):
-    """One reported recording: where its audio lies, its score, and the human label."""
-
-    __tablename__ = "snippets"
-    __table_args__ = (
-        UniqueConstraint("machine_id", "client_id", name="uq_snippet_client_id"),
-        Index("ix_snippets_machine_id_id", "machine_id", "id"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"))
-    client_id: Mapped[str] = mapped_column(String(128))
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    audio_path: Mapped[str] = mapped_column(String(256))
-    audio_format: Mapped[str] = mapped_column(String(16))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    sr: Mapped[int] = mapped_column(Integer)
-    channels: Mapped[int] = mapped_column(Integer)
-    duration_s: Mapped[float] = mapped_column(Float)
-    model: Mapped[Optional[str]] = mapped_column(String(128))
-    score: Mapped[Optional[float]] = mapped_column(Float)
-    threshold: Mapped[Optional[float]] = mapped_column(Float)
-    is_anomalous: Mapped[Optional[bool]] = mapped_column(Boolean)
-    alert_id: Mapped[Optional[int]] = mapped_column(Integer, index=True)
-    label: Mapped[Optional[int]] = mapped_column(Integer)
-    labelled_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    labelled_by: Mapped[Optional[str]] = mapped_column(String(64))
-    note: Mapped[Optional[str]] = mapped_column(Text)
-    # schema version 2: when the verdict was computed (= received_at for a snippet scored on
-    # arrival) and whether it was scored late, from the backlog of a machine that had no model
-    # when it arrived (such verdicts never feed the machine's alert state).
-    scored_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    scored_late: Mapped[Optional[bool]] = mapped_column(Boolean)
-
-
-class Alert(Base):
-    """An anomaly event of one machine: opened by anomalous snippets, closed on recovery."""
-
-    __tablename__ = "alerts"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
-    state: Mapped[str] = mapped_column(String(8))  # open | closed
-    opened_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    closed_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    first_snippet_id: Mapped[int] = mapped_column(Integer)
-    close_snippet_id: Mapped[Optional[int]] = mapped_column(Integer)
-    peak_score: Mapped[float] = mapped_column(Float)
-    peak_snippet_id: Mapped[int] = mapped_column(Integer)
-    n_anomalous: Mapped[int] = mapped_column(Integer, default=0)
-    threshold: Mapped[Optional[float]] = mapped_column(Float)
-    model: Mapped[Optional[str]] = mapped_column(String(128))
-    label: Mapped[Optional[str]] = mapped_column(String(16))  # confirmed | rejected
-
-
-class Notification(Base):
-    """An outbox row: one webhook delivery (retried with back-off until sent or given up)."""
-
-    __tablename__ = "notifications"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(Integer, index=True)
-    event: Mapped[str] = mapped_column(String(32))
-    url: Mapped[str] = mapped_column(String(2048))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(8), index=True)  # pending | sent | failed
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    sent_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
-
-
-class Job(Base):
-    """A background job (``train``: a machine's model; ``score``: its unscored backlog) and its progress."""
-
-    __tablename__ = "jobs"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    machine: Mapped[str] = mapped_column(String(64), index=True)
-    state: Mapped[str] = mapped_column(String(12))  # queued | running | succeeded | failed
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
-    stage: Mapped[Optional[str]] = mapped_column(String(128))
-    message: Mapped[Optional[str]] = mapped_column(Text)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    result: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
-    finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
 
 def _fsync_dir(path: Path) -> None:
