@@ -7,8 +7,9 @@ transaction that also records the new version, so a step that fails leaves the d
 the version before it. A database newer than this code is refused
 (:class:`SchemaVersionError`), never opened.
 
-The tables themselves are in :mod:`earshot.service.tables`, which runs :func:`migrate` when a
-:class:`~earshot.service.store.Store` opens its database (and re-exports these names).
+The tables themselves are in :mod:`earshot.service.tables`; a
+:class:`~earshot.service.store.Store` runs :func:`migrate` when it opens its database
+(and :mod:`earshot.service.store` re-exports these names).
 """
 
 from __future__ import annotations
