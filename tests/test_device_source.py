@@ -12,7 +12,9 @@ device does not take, ``'Invalid number of channels'`` -9998); an exception in t
 traceback and aborts the stream (cffi's ``error=paAbort``); ``finished_callback`` runs when the
 stream becomes inactive (``stop()``, an abort, or, as PortAudio's ALSA host API does, when the
 device goes away); ``stop()`` waits for the callback thread; ``stop``/``close`` ignore errors.
-Blocks are cut from a known signal and delivered faster than real time.
+A device can also hang: the callbacks stop coming with no error and no ``finished_callback``
+(CoreAudio, a hung USB device), the stream still active until ``stop()``. Blocks are cut from a
+known signal and delivered faster than real time.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import soundfile as sf
 
 from earshot.cli import main
 from earshot.errors import AudioError, EarshotError
-from earshot.stream import DeviceSource, RingBuffer, StreamScorer, list_input_devices, monitor
+from earshot.errors import ParameterError
+from earshot.stream import DeviceSource, FileSource, RingBuffer, StreamScorer, list_input_devices, monitor
 from earshot.timeline import EventSettings, WindowGeometry
 
 from test_timeline import FAULT, long_case, read_events
@@ -90,6 +93,9 @@ class FakeDevice:
     overflow_at: tuple[int, ...] = ()  # these blocks come flagged input_overflow, one block lost before each
     lost_after: int | None = None  # unplugged after this many blocks
     start_error: str | None = None  # Pa_StartStream fails with this (e.g. "Device unavailable")
+    hang_after: int | None = None  # no callback after this many blocks, and no error: the stream stays active
+    lost_after_hang_s: float | None = None  # ... until it goes away (finished_callback) this long later
+    start_delay_s: float = 0.0  # the first block comes this late (a device that takes a moment to start)
     seed: int = 1  # the low noise it hears once the signal is over
 
 
@@ -109,7 +115,8 @@ class FakeInputStream:
         self.callback, self.finished_callback = callback, finished_callback
         self.calls = 0  # callbacks made
         self.delivered: list[np.ndarray] = []  # copies of every block handed to the callback
-        self.outcome = None  # how the callback loop ended: "stopped", "lost", "aborted", "error: ..."
+        self.outcome = None  # how the callback loop ended: "stopped", "lost", "hung", "aborted", "error: ..."
+        self.last_call_at: float | None = None  # time.perf_counter() of the last callback
         self.events: list[str] = []  # open, start, stop, close, finished (in order)
         self.active = self.closed = False
         self._halt = threading.Event()
@@ -155,7 +162,7 @@ class FakeInputStream:
     def _run(self):
         buf = np.empty((self.blocksize, self.channels), np.float32)  # PortAudio's memory, reused
         period = self.blocksize / self.samplerate / self.dev.speed
-        t0 = time.perf_counter()
+        t0 = time.perf_counter() + self.dev.start_delay_s
         try:
             for i, block in self._source():
                 if self._halt.is_set():
@@ -164,6 +171,11 @@ class FakeInputStream:
                 if self.dev.lost_after is not None and i >= self.dev.lost_after:
                     self.outcome = "lost"  # ALSA: the callback thread ends, the stream goes inactive
                     break
+                if self.dev.hang_after is not None and i >= self.dev.hang_after:
+                    self.outcome = "hung"  # no more callbacks, no error: nothing tells the program
+                    if not self._halt.wait(self.dev.lost_after_hang_s):  # (None: until stop())
+                        self.outcome = "lost"  # the system gave up on the device: now it is gone
+                    break
                 delay = t0 + i * period - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
@@ -171,6 +183,7 @@ class FakeInputStream:
                 with self._lock:
                     self.delivered.append(block.copy())
                 status = CallbackFlags(CallbackFlags.INPUT_OVERFLOW if i in self.dev.overflow_at else 0)
+                self.last_call_at = time.perf_counter()
                 ti = types.SimpleNamespace(inputBufferAdcTime=i * period, currentTime=(i + 1) * period,
                                            outputBufferDacTime=0.0)
                 self.calls += 1
@@ -620,6 +633,78 @@ def test_an_exception_in_the_callback_is_the_sources_error(fake_sd):
     assert stream.closed
 
 
+# ---------------------------------------------------------------------- a device that hangs: the watchdog
+@pytest.mark.parametrize("stall_s", [1.0, 0])
+def test_a_device_that_stops_calling_back_ends_monitor_after_stall_s(fake_sd, bundle, fan_40s, stall_s):
+    """The fan (its fault from 5 s) stops coming after block 150 (9.6 s, in the event) with no
+    error: with ``stall_s`` 1 the watchdog ends the session 1 s after the last block, the open
+    event closed, the stream closed; with 0 (off) monitor waits until the device is reported
+    gone, 2.5 s later."""
+    fan, _ = sf.read(fan_40s, dtype="float32")
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, signal=fan[:, None], hang_after=150, lost_after_hang_s=2.5))
+    source = DeviceSource(0, sr=SR, blocksize=1024, stall_s=stall_s)
+    scorer, tracker = session(bundle)
+    spy, events = SpyScorer(scorer), []
+    message = (r"input device 'Fake USB Audio' delivered no audio for 1\.\d s \(hung" if stall_s
+               else "input device 'Fake USB Audio' stopped delivering audio")
+    with pytest.raises(AudioError, match=message):
+        within(20, monitor, source, spy, tracker, on_event=events.append)
+    ended = time.perf_counter()
+    (stream,) = sd.streams
+    waited = ended - stream.last_call_at
+    if stall_s:
+        assert stall_s <= waited < stall_s + 1.2, waited  # on time (loose: CI machines are shared)
+        assert stream.outcome == "hung"  # stopped by earshot, not gone
+    else:
+        assert 2.5 <= waited < 3.5 and stream.outcome == "lost"
+    (event,) = events  # the fault's event, closed at the last block heard, not lost
+    assert abs(event.start_s - (FAULT[0] - 55)) <= 1 and 9.0 <= event.end_s <= 150 * 1024 / SR + 1e-9
+    assert stream.closed and stream.events[-1] == "close" and source._stream is None
+    assert not stream._thread.is_alive()
+    np.testing.assert_array_equal(spy.audio(), fan[: 150 * 1024])  # all that came was scored
+
+
+def test_a_device_that_never_delivers_is_given_up_on(fake_sd, bundle):
+    sd = fake_sd(FakeDevice("Fake USB Audio", 1, hang_after=0))
+    source = DeviceSource(0, sr=SR, stall_s=1.0)
+    scorer, tracker = session(bundle)
+    started = time.perf_counter()
+    with pytest.raises(AudioError, match=r"^input device 'Fake USB Audio' delivered no audio for 1\.\d s since it "
+                                         r"was started \(hung"):
+        within(10, monitor, source, scorer, tracker)
+    assert 1.0 <= time.perf_counter() - started < 2.2
+    (stream,) = sd.streams
+    assert stream.calls == 0 and stream.outcome == "hung" and stream.closed
+
+
+def test_a_slow_but_alive_device_is_not_stopped(fake_sd, bundle):
+    """The first block 0.7 s after the start, then one every 0.3 s, with ``stall_s`` 1: never
+    1 s without audio, so the session runs to its end."""
+    sig = machine_sound(1.0, 1)
+    sd = fake_sd(FakeDevice("Slow USB Audio", 1, signal=sig, speed=(1024 / SR) / 0.3, start_delay_s=0.7))
+    source = DeviceSource(0, sr=SR, blocksize=1024, stall_s=1.0)
+    scorer, tracker = session(bundle)
+    spy = SpyScorer(scorer)
+    started = time.perf_counter()
+    summary = within(10, monitor, source, spy, tracker, max_seconds=6 * 1024 / SR)
+    assert time.perf_counter() - started >= 0.7 + 5 * 0.3  # it was slow
+    (stream,) = sd.streams
+    assert source.error is None and stream.outcome == "stopped" and stream.closed
+    assert summary.seconds == 6 * 1024 / SR and not summary.interrupted
+    np.testing.assert_array_equal(spy.audio(), sig[: 6 * 1024, 0])
+
+
+def test_the_watchdogs_default_and_who_has_one(case):
+    assert DeviceSource(0, sr=SR).stall_s == 5.0  # 1024-sample blocks: 5 s
+    assert DeviceSource(0, sr=SR, blocksize=32768).stall_s == pytest.approx(4 * 32768 / SR)  # 2 s blocks: 4 of them
+    assert DeviceSource(0, sr=SR, stall_s=2.5).stall_s == 2.5
+    assert DeviceSource(0, sr=SR, stall_s=0).stall_s is None  # off
+    with pytest.raises(ParameterError, match="stall_s"):
+        DeviceSource(0, sr=SR, stall_s=-1)
+    for realtime in (True, False):  # a file's gaps (decoding, resampling it whole) are not a hung device
+        assert FileSource(case["long"], sr=SR, realtime=realtime).stall_s is None
+
+
 # ---------------------------------------------------------------------- earshot listen --device
 def devices(**usb) -> list[FakeDevice]:
     return [FakeDevice("HDA Intel PCH: ALC3246 Analog (hw:0,0)", 2, outputs=2, default_sr=44100.0),
@@ -779,6 +864,58 @@ def test_listen_device_unplugged_mid_alarm_is_one_line_and_logs_the_event(fake_s
     (event,) = read_events(log)  # closed at the loss, like Ctrl-C closes it
     assert abs(event["start_s"] - (FAULT[0] - 55)) <= 1 and 12.0 <= event["end_s"] <= 200 * 1024 / SR
     assert not heard.exists() and [p.name for p in tmp_path.iterdir()] == ["live.csv"]  # a failed recording is discarded
+
+
+@pytest.mark.parametrize("stall", ["1", "0"])
+def test_listen_device_that_hangs_mid_alarm_is_one_line_and_logs_the_event(fake_sd, case, fan_40s, tmp_path, capsys,
+                                                                           monkeypatch, stall):
+    """The USB microphone stops calling back at 12.8 s, in the alarm, without an error (and is
+    reported gone 2.5 s later): ``--stall-s 1`` ends listen 1 s after its last block with one
+    error line and the event logged; ``--stall-s 0`` waits until the device is reported gone."""
+    import earshot.stream
+
+    made = []
+
+    class Spied(DeviceSource):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(earshot.stream, "DeviceSource", Spied)
+    fan, _ = sf.read(fan_40s, dtype="float32")
+    sd = fake_sd(FakeDevice("Fake USB Mic", 1, signal=fan[:, None], speed=60.0, hang_after=200, lost_after_hang_s=2.5))
+    log, heard = tmp_path / "live.csv", tmp_path / "heard.wav"
+    code = within(30, main, ["listen", str(case["model"]), "--events", str(log), "--record", str(heard),
+                             "--stall-s", stall])
+    ended = time.perf_counter()
+    captured = capsys.readouterr()
+    assert code == 1
+    line = one_error_line(captured.err)
+    (stream,) = sd.streams
+    (source,) = made
+    waited = ended - stream.last_call_at
+    if stall == "1":
+        assert source.stall_s == 1.0 and 1.0 <= waited < 2.2, waited
+        assert "input device 'Fake USB Mic' delivered no audio for 1." in line and stream.outcome == "hung"
+    else:
+        assert source.stall_s is None and waited >= 2.5
+        assert "input device 'Fake USB Mic' stopped delivering audio" in line and stream.outcome == "lost"
+    assert stream.closed and stream.events[-1] == "close"
+    assert "ALARM" in captured.out
+    (event,) = read_events(log)  # closed at the stall, like Ctrl-C closes it
+    assert abs(event["start_s"] - (FAULT[0] - 55)) <= 1 and 12.0 <= event["end_s"] <= 200 * 1024 / SR
+    assert not heard.exists() and [p.name for p in tmp_path.iterdir()] == ["live.csv"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stall-s", "-1"], "--stall-s: expected 0 (off) or a number of seconds, got -1"),
+    (["--input", "{long}", "--stall-s", "1"], "--stall-s: only with a device"),
+])
+def test_listen_stall_s_is_checked(fake_sd, case, capsys, args, message):
+    sd = fake_sd(*devices())
+    code = main(["listen", str(case["model"]), *[a.format(long=case["long"]) for a in args]])
+    assert code == 1 and message in one_error_line(capsys.readouterr().err)
+    assert not sd.streams
 
 
 def test_without_sounddevice_listen_says_how_to_get_it(case, capsys, monkeypatch):

@@ -38,6 +38,7 @@ def register(app: typer.Typer, out, err) -> None:
         duration_s: Annotated[Optional[float], typer.Option("--duration-s", help="Stop after this much audio (s); default: until the input ends or Ctrl-C.")] = None,
         print_every_s: Annotated[float, typer.Option(help="Rolling verdict every this many seconds of audio (0: every window).")] = 1.0,
         blocksize: Annotated[int, typer.Option(help="Samples per audio block (the sound card's period).")] = 1024,
+        stall_s: Annotated[Optional[float], typer.Option("--stall-s", help="End with an error when the device delivers no audio for this long (s): hung, or gone without an error. Default: 5 s (4 blocks if longer); 0: wait for ever.")] = None,
     ) -> None:
         """Listen live: a rolling verdict, events logged to CSV as they end; Ctrl-C to stop."""
         from earshot.errors import ParameterError
@@ -61,6 +62,10 @@ def register(app: typer.Typer, out, err) -> None:
             raise ParameterError("--device and --input: give one of them, not both")
         if blocksize < 16:
             raise ParameterError(f"--blocksize: expected at least 16 samples, got {blocksize}")
+        if stall_s is not None and input_file is not None:
+            raise ParameterError("--stall-s: only with a device (a file has no hung device to watch for)")
+        if stall_s is not None and not stall_s >= 0:
+            raise ParameterError(f"--stall-s: expected 0 (off) or a number of seconds, got {stall_s:g}")
         from earshot.bundle import load_model
 
         model = load_model(model_dir)
@@ -77,7 +82,7 @@ def register(app: typer.Typer, out, err) -> None:
             source = FileSource(input_file, sr=sr, channel=use_channel, blocksize=blocksize, realtime=not fast)
             what = f"{input_file} ({'as fast as possible' if fast else 'real-time pace'})"
         else:
-            source = DeviceSource(_device(device), sr=sr, channel=use_channel, blocksize=blocksize)
+            source = DeviceSource(_device(device), sr=sr, channel=use_channel, blocksize=blocksize, stall_s=stall_s)
             source.probe()  # no device: one line before anything is written; chooses the rate to open it at
             rate = source.device_sr or sr
             what = (f"input device {device if device is not None else '(default)'} at {rate} Hz"

@@ -142,10 +142,16 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     """Stream ``source`` through a ring buffer, the scorer and the event tracker until the source
     ends, ``stop`` is set or ``max_seconds`` of audio are scored.
 
+    A source that fails (``source.error``: an unplugged device) or stalls (a ``source.stall_s``
+    that is not None, a device's: no audio for that long, counted from the start and from the
+    last block read) ends the session with the error, raised once the source is stopped and the
+    open events are closed (as Ctrl-C closes them).
+
     Parameters
     ----------
     source : FileSource or DeviceSource
-        Anything with ``sr``, ``start(ring)``, ``stop()`` and ``error``.
+        Anything with ``sr``, ``start(ring)``, ``stop()`` and ``error``; optionally ``stall_s``
+        and ``name`` (the watchdog, and the device it names).
     scorer : StreamScorer
     tracker : EventTracker
     on_window : callable, optional
@@ -186,16 +192,25 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
             on_event(e)
 
     failure: EarshotError | None = None
+    stall_s = getattr(source, "stall_s", None) or None  # the watchdog: devices only (0 or None: off)
+    heard = False
     source.start(ring)
+    heard_at = time.monotonic()  # the start, then the last block read: a device may take a moment
     if on_start is not None:
         on_start()
     try:
         while not (stop is not None and stop.is_set()):
-            x = ring.read(timeout=0.25)
+            wait = 0.25 if stall_s is None else min(0.25, max(0.01, heard_at + stall_s - time.monotonic()))
+            x = ring.read(timeout=wait)  # (waits for samples: no busy loop, the watchdog's deadline kept)
             if x is None:
                 break
             if not x.size:
+                silence = time.monotonic() - heard_at  # an empty read: nothing came since the last one
+                if stall_s is not None and silence >= stall_s:  # a hung device, or one gone without a word
+                    failure = _stalled(source, silence, heard)
+                    break
                 continue
+            heard_at, heard = time.monotonic(), True
             if limit is not None:
                 x = x[: max(0, limit - scorer.n_samples)]
             if recorder is not None:
@@ -203,7 +218,7 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
             handle(scorer.push(x))
             if limit is not None and scorer.n_samples >= limit:
                 break
-        if source.error is not None:  # raised below, once the open events are closed (like Ctrl-C)
+        if failure is None and source.error is not None:  # raised below, once the open events are closed
             err = source.error
             failure = err if isinstance(err, EarshotError) else AudioError(f"audio input failed ({err})")
     except KeyboardInterrupt:  # Ctrl-C ends a session like the end of a file: open events are closed
@@ -214,7 +229,7 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     handle(scorer.finish())
     for e in tracker.finish():
         _event(e)
-    if failure is not None:  # an unplugged device mid-alarm: the event is logged, then the error
+    if failure is not None:  # an unplugged (or stalled) device mid-alarm: the event is logged, then the error
         raise failure
     summary.seconds = scorer.n_samples / source.sr
     summary.dropped_samples = ring.dropped
@@ -226,3 +241,10 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
         log.warning("the input device reported %d overflow(s): some audio was lost before it reached earshot "
                     "(a busy machine? try a larger --blocksize)", summary.input_overflows)
     return summary
+
+
+def _stalled(source, silence: float, heard: bool) -> AudioError:
+    name = getattr(source, "name", None)
+    what = f"input device {name!r}" if name else "the input device"
+    return AudioError(f"{what} delivered no audio for {silence:.1f} s{'' if heard else ' since it was started'} "
+                      "(hung, or disconnected without an error?); --stall-s sets how long to wait, 0: for ever")

@@ -5,8 +5,11 @@ through sounddevice, the ``live`` extra; resampled block by block with
 rate), plus :func:`list_input_devices`.
 
 A source has ``sr``, ``start(ring)``, ``stop()`` and ``error`` (an exception raised in its
-producer thread, re-raised by :func:`earshot.stream.monitor`). sounddevice is imported only
-when a device is listed, probed or opened; soundfile only when a file is read.
+producer thread, re-raised by :func:`earshot.stream.monitor`), and ``stall_s``: for a device,
+the seconds without a block after which :func:`~earshot.stream.monitor` gives up on it; None for
+a file (its gaps are its own: one at another rate is decoded whole before its first block).
+sounddevice is imported only when a device is listed, probed or opened; soundfile only when a
+file is read.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ log = logging.getLogger(__name__)
 
 # Rates a sound card is tried at when it cannot be opened at the model's (after its default rate).
 COMMON_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000, 176400, 192000)
+
+# A device that delivers nothing for this long (or 4 blocks, if longer) is given up on. Longer than
+# a healthy device's slowest start (a Bluetooth headset switching profile: 1-3 s) or a scheduling
+# hiccup, so a working monitor is never ended by mistake; short next to the verdict's "every second".
+STALL_S = 5.0
+STALL_BLOCKS = 4
+
+
+def default_stall_s(blocksize: int, sr: int) -> float:
+    """The watchdog's default for blocks of ``blocksize`` samples at ``sr``: 5 s, or 4 blocks."""
+    return max(STALL_S, STALL_BLOCKS * blocksize / sr)
 
 
 def _mono(block: np.ndarray, channel: int | None) -> np.ndarray:
@@ -75,6 +89,7 @@ class FileSource:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
         self.t0: float | None = None
+        self.stall_s: float | None = None  # no watchdog: a file's gaps are its own, not a hung device
 
     @property
     def duration_s(self) -> float:
@@ -177,6 +192,12 @@ class DeviceSource:
     blocksize : int
         Samples per callback at ``sr``; a device opened at another rate gets blocks of the same
         duration.
+    stall_s : float or None
+        The watchdog (:attr:`stall_s`): :func:`~earshot.stream.monitor` ends the session with an
+        :class:`~earshot.errors.AudioError` when the device delivers no block for this long,
+        counted from the start and from the last block (some host APIs, CoreAudio, or a hung USB
+        device, just stop calling back, without the error an unplugged ALSA device gives).
+        None: :func:`default_stall_s` (5 s, or 4 blocks if longer); 0: no watchdog.
 
     A stream that ends without :meth:`stop` (the device was unplugged, or the callback
     raised) sets :attr:`error` and closes the ring, so :func:`~earshot.stream.monitor` stops
@@ -184,12 +205,19 @@ class DeviceSource:
     counts the blocks PortAudio flagged (input overflow: samples lost before the callback).
     """
 
-    def __init__(self, device: int | str | None, *, sr: int, channel: int | None = None, blocksize: int = 1024):
+    def __init__(self, device: int | str | None, *, sr: int, channel: int | None = None, blocksize: int = 1024,
+                 stall_s: float | None = None):
         self.device = device
         self.sr = int(sr)
         self.channel = channel
         self.blocksize = int(blocksize)
         self.realtime = True
+        if stall_s is None:
+            stall_s = default_stall_s(self.blocksize, self.sr)
+        elif not stall_s >= 0:
+            raise ParameterError(f"stall_s: expected 0 (no watchdog) or a number of seconds, got {stall_s!r}")
+        self.stall_s: float | None = float(stall_s) if stall_s > 0 else None
+        self.name: str | None = None  # the device's name, as PortAudio gives it (set by probe())
         self.device_sr: int | None = None  # the rate the device is opened at (set by probe())
         self.resampler = None  # a StreamResampler while a resampled stream runs
         self._stream = None
@@ -218,6 +246,7 @@ class DeviceSource:
             raise EarshotError(f"device {info['name']!r} has no input channels; see `earshot listen --list-devices`")
         if self.channel is not None and not 0 <= self.channel < n_ch:
             raise ParameterError(f"channel={self.channel} is out of range: device {info['name']!r} has {n_ch} input channel(s)")
+        self.name = str(info["name"])
         self.device_sr = self._choose_rate(sd, info, self._channels(n_ch))
         return dict(info)
 
