@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot.detection.base import Detector
-from earshot.detection.frugal import _check_int, as_clips, domain_labels
+from earshot.detection.base import Detector, check_int
+from earshot.detection.frugal import as_clips, domain_labels
 from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import EarshotError, ParameterError
 
@@ -177,8 +177,8 @@ class AutoDetector(Detector):
             raise ParameterError(f"holdout_fraction: expected 0 < value < 1, got {self.holdout_fraction!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
-        _check_int("n_frames", self.n_frames, 1)
+                check_int(name, getattr(self, name), 1)
+        check_int("n_frames", self.n_frames, 1)
         ThresholdSpec.parse(self.threshold)
         return kinds
 

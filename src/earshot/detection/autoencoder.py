@@ -23,7 +23,7 @@ from earshot.detection._training import (
     train_epoch,
 )
 from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.base import TorchGraphDetector, check_clips
+from earshot.detection.base import TorchGraphDetector, check_clips, check_fraction, check_int, check_positive
 from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -139,13 +139,9 @@ class AutoencoderDetector(TorchGraphDetector):
     # ------------------------------------------------------------------ parameters
     def _validate_params(self) -> ThresholdSpec:
         for name in ("n_frames", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name}: expected a positive integer, got {value!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ParameterError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
-        if not (0.0 <= float(self.validation_fraction) < 1.0):
-            raise ParameterError(f"validation_fraction: expected 0 <= value < 1, got {self.validation_fraction!r}")
+            check_int(name, getattr(self, name))
+        check_positive("learning_rate", self.learning_rate)
+        check_fraction("validation_fraction", self.validation_fraction)
         parse_aggregate(self.aggregate)
         return ThresholdSpec.parse(self.threshold)
 

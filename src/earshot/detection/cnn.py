@@ -27,7 +27,7 @@ import numpy as np
 
 from earshot.detection._training import ProgressFn, calibrate, run_epochs, seeded_rng, train_epoch
 from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.base import TorchGraphDetector
+from earshot.detection.base import TorchGraphDetector, check_int, check_positive
 from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -233,23 +233,17 @@ class CNNDetector(TorchGraphDetector):
 
     def _validate_params(self) -> ThresholdSpec | None:
         for name in ("n_frames", "width", "n_blocks", "epochs", "batch_size", "patches_per_clip", "patience"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name}: expected a positive integer, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.hop_frames is not None and (not isinstance(self.hop_frames, (int, np.integer)) or self.hop_frames < 1):
             raise ParameterError(f"hop_frames: expected a positive integer or None, got {self.hop_frames!r}")
         for name in ("time_masks", "freq_masks"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-                raise ParameterError(f"{name}: expected an integer >= 0, got {value!r}")
+            check_int(name, getattr(self, name), 0)
         for name, low, high in (("dropout", 0.0, 1.0), ("validation_fraction", 0.0, 1.0),
                                 ("time_mask_max", 0.0, 1.0), ("freq_mask_max", 0.0, 1.0)):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not low <= float(value) < high:
                 raise ParameterError(f"{name}: expected {low} <= value < {high}, got {value!r}")
-        for name in ("learning_rate",):
-            if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-                raise ParameterError(f"{name}: expected a positive number, got {self.learning_rate!r}")
+        check_positive("learning_rate", self.learning_rate)
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ParameterError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
         if not (isinstance(self.mixup_alpha, (int, float)) and self.mixup_alpha >= 0):

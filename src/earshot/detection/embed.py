@@ -31,10 +31,9 @@ from typing import Any
 import numpy as np
 
 from earshot.detection._training import ProgressFn, calibrate, holdout_split, run_epochs, seeded_rng, train_epoch
-from earshot.detection.base import Detector
+from earshot.detection.base import Detector, check_fraction, check_int
 from earshot.detection.frugal import (
     DomainKnn,
-    _check_int,
     as_clips,
     domain_labels,
     domain_scales,
@@ -201,16 +200,15 @@ class EmbedDetector(Detector):
         if self.targets not in TARGETS:
             raise ParameterError(f"targets: expected one of {', '.join(TARGETS)}, got {self.targets!r}")
         for name in ("width", "embedding_dim", "epochs", "batch_size", "crop_frames", "crops_per_clip", "n_neighbors"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("n_frames", self.n_frames, MIN_TIME)
+            check_int(name, getattr(self, name), 1)
+        check_int("n_frames", self.n_frames, MIN_TIME)
         for name in ("learning_rate", "scale"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                 raise ParameterError(f"{name}: expected a positive number, got {value!r}")
         if not isinstance(self.margin, (int, float)) or not 0.0 <= float(self.margin) < 1.5:
             raise ParameterError(f"margin: expected a number in [0, 1.5) radians, got {self.margin!r}")
-        if not (0.0 <= float(self.validation_fraction) < 1.0):
-            raise ParameterError(f"validation_fraction: expected 0 <= value < 1, got {self.validation_fraction!r}")
+        check_fraction("validation_fraction", self.validation_fraction)
         if not isinstance(self.selective, (bool, np.bool_)):
             raise ParameterError(f"selective: expected true or false, got {self.selective!r}")
         return ThresholdSpec.parse(self.threshold)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot.detection.base import Detector, check_clips
+from earshot.detection.base import Detector, check_clips, check_int
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
 from earshot.errors import ParameterError
 from earshot.features.clipstats import MIN_FRAMES, clip_stats
@@ -115,11 +115,6 @@ def _inverse(cov: np.ndarray) -> np.ndarray:
         w, V = scipy.linalg.eigh(cov)
         keep = w > w.max() * len(w) * np.finfo(float).eps
         return (V[:, keep] / w[keep]) @ V[:, keep].T
-
-
-def _check_int(name: str, value: Any, lo: int) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
-        raise ParameterError(f"{name}: expected an integer >= {lo}, got {value!r}")
 
 
 def domain_scales(held: np.ndarray, dom: np.ndarray, domains: Sequence[str]) -> np.ndarray:
@@ -351,8 +346,8 @@ class _ClipStatsDetector(Detector):
         self.random_state = random_state
 
     def _validate_params(self) -> ThresholdSpec:
-        _check_int("n_bands", self.n_bands, 1)
-        _check_int("n_frames", self.n_frames, MIN_FRAMES)
+        check_int("n_bands", self.n_bands, 1)
+        check_int("n_frames", self.n_frames, MIN_FRAMES)
         if not isinstance(self.selective, (bool, np.bool_)):
             raise ParameterError(f"selective: expected true or false, got {self.selective!r}")
         return ThresholdSpec.parse(self.threshold)
@@ -594,7 +589,7 @@ class KnnDetector(_ClipStatsDetector):
         self.n_neighbors = n_neighbors
 
     def _validate_params(self) -> ThresholdSpec:
-        _check_int("n_neighbors", self.n_neighbors, 1)
+        check_int("n_neighbors", self.n_neighbors, 1)
         return super()._validate_params()
 
     def _new_head(self) -> DomainKnn:

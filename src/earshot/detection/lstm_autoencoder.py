@@ -28,7 +28,7 @@ from earshot.detection._training import (
 )
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.autoencoder import _as_store, _frame_stats
-from earshot.detection.base import TorchGraphDetector
+from earshot.detection.base import TorchGraphDetector, check_fraction, check_int, check_positive
 from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -133,15 +133,11 @@ class LstmAutoencoderDetector(TorchGraphDetector):
     # ------------------------------------------------------------------ parameters
     def _validate_params(self) -> ThresholdSpec:
         for name in ("n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{name}: expected a positive integer, got {value!r}")
+            check_int(name, getattr(self, name))
         if self.n_frames < 2:
             raise ParameterError(f"n_frames: expected at least 2 frames (time steps), got {self.n_frames!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ParameterError(f"learning_rate: expected a positive number, got {self.learning_rate!r}")
-        if not (0.0 <= float(self.validation_fraction) < 1.0):
-            raise ParameterError(f"validation_fraction: expected 0 <= value < 1, got {self.validation_fraction!r}")
+        check_positive("learning_rate", self.learning_rate)
+        check_fraction("validation_fraction", self.validation_fraction)
         parse_aggregate(self.aggregate)
         return ThresholdSpec.parse(self.threshold)
 
