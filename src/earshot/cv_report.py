@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot._fs import atomic_file
 from earshot.errors import ParameterError
-from earshot.report import _CSS, _b64, fmt_metric, fmt_threshold
+from earshot.report import _CSS, _b64, fmt_metric, fmt_threshold, report_folder, write_page
 
 __all__ = ["write_cv_report", "render_cv_html", "cv_json", "auc_by_group_figure", "write_compare_report",
            "render_compare_html", "compare_roc_figure"]
@@ -185,17 +184,8 @@ def write_cv_report(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
 
     Each file appears complete or not at all.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--report {out}: expected a folder, got a file")
-    page = render_cv_html(result)
-    text = cv_json(result)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / "cv.json", encoding="utf-8") as fh:
-        fh.write(text)
-    with atomic_file(out / "cv.html", encoding="utf-8") as fh:
-        fh.write(page)
-    return out / "cv.html"
+    out = report_folder(out_dir)
+    return write_page(out, "cv", render_cv_html(result), cv_json(result))
 
 
 # ---------------------------------------------------------------------- model comparison
@@ -279,14 +269,5 @@ def render_compare_html(result: dict[str, Any]) -> str:
 
 def write_compare_report(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
     """Write ``out_dir/compare.html`` and ``out_dir/compare.json``; return the HTML path."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--report {out}: expected a folder, got a file")
-    page = render_compare_html(result)
-    text = cv_json(result)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / "compare.json", encoding="utf-8") as fh:
-        fh.write(text)
-    with atomic_file(out / "compare.html", encoding="utf-8") as fh:
-        fh.write(page)
-    return out / "compare.html"
+    out = report_folder(out_dir)
+    return write_page(out, "compare", render_compare_html(result), cv_json(result))

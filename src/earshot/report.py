@@ -402,14 +402,23 @@ def write_report(report: dict[str, Any], model, out_dir: str | os.PathLike, *,
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ParameterError(f"top_k: expected an integer >= 1, got {top_k!r}")
+    out = report_folder(out_dir)
+    return write_page(out, "report", render_html(report, model, data=data, top_k=top_k), report_json(report))
+
+
+def report_folder(out_dir: str | os.PathLike) -> Path:
+    """``out_dir`` as a Path, refused (one line) when it is a file: check it before rendering."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"--report {out}: expected a folder, got a file")
-    page = render_html(report, model, data=data, top_k=top_k)
-    text = report_json(report)
+    return out
+
+
+def write_page(out: Path, stem: str, page: str, text: str) -> Path:
+    """Write ``out/<stem>.json`` then ``out/<stem>.html``, each complete or not at all; return the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / "report.json", encoding="utf-8") as fh:
+    with atomic_file(out / f"{stem}.json", encoding="utf-8") as fh:
         fh.write(text)
-    with atomic_file(out / "report.html", encoding="utf-8") as fh:
+    with atomic_file(out / f"{stem}.html", encoding="utf-8") as fh:
         fh.write(page)
-    return out / "report.html"
+    return out / f"{stem}.html"
