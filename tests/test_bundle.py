@@ -157,5 +157,5 @@ def test_score_files_in_lanes_keeps_scores_and_order(bundle_dir, tmp_path, monke
     with pytest.raises(AudioError, match="broken.wav"):
         b.score_files(paths[:40] + [tmp_path / "broken.wav"] + paths[40:])
     assert b.score_files([]).shape == (0,)
-    monkeypatch.setattr(scorer, "_n_cores", lambda: 1)  # one core: no lanes, the same scores
+    monkeypatch.setattr(scorer, "usable_cores", lambda: 1)  # one core: no lanes, the same scores
     np.testing.assert_allclose(b.score_files(paths), expected, rtol=0, atol=1e-6)

@@ -31,6 +31,7 @@ import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from earshot._cores import usable_cores
 from earshot.errors import EarshotError, ParameterError
 
 __all__ = [
@@ -61,10 +62,7 @@ _END = object()
 
 def default_workers() -> int:
     """CPU cores this process may use (``sched_getaffinity``), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def _check_workers(workers: Any) -> int | None:

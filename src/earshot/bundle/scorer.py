@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot._cores import usable_cores
 from earshot.bundle.format import MANIFEST, ONNX_FILE, check_format, read_json
 from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips
@@ -160,7 +161,7 @@ class Bundle(Detector):
         """
         paths = list(paths)
         steps = [paths[i : i + _LANE_FILES] for i in range(0, len(paths), _LANE_FILES)]
-        lanes = min(len(steps), _n_cores())
+        lanes = min(len(steps), usable_cores())
         if lanes <= 1:
             scores = self.score_samples([self.extract(p) for p in paths]) if paths else np.zeros(0)
             for _ in range(len(paths) if on_file else 0):
@@ -183,10 +184,3 @@ class Bundle(Detector):
                 for _ in range(len(scores) if on_file else 0):
                     on_file()
         return np.concatenate(out)
-
-
-def _n_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)

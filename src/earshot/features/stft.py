@@ -10,12 +10,12 @@ GIL); :func:`_dispatch` reshapes any ``(..., n_samples)`` input for them.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from earshot._cores import usable_cores
 from earshot.errors import ParameterError
 from earshot.features.stft_kernels import (
     _Scratch,
@@ -33,10 +33,7 @@ _MIN_SPLIT = 2048  # a single clip is split across threads only from this many f
 
 def _n_workers(workers: int | None) -> int:
     if workers is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not Linux
-            return max(1, os.cpu_count() or 1)
+        return usable_cores()
     if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ParameterError(f"workers must be a positive int or None, got {workers!r}")
     return int(workers)
