@@ -43,8 +43,8 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
         model metrics hold ``domains`` and the result ``domains: {model: {domain: {"mean",
         "hmean"}}}`` (:mod:`earshot.evaluation.domains`).
     """
-    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_metrics, domain_summary
-    from earshot.evaluation.metrics import evaluate_scores, summarize
+    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
+    from earshot.evaluation.metrics import summarize
     from earshot.pipeline import evaluation_records
 
     if len(models) < 2:
@@ -97,12 +97,8 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
             thr = np.unique(thresholds[name][idx])
             if len(thr) != 1:  # pragma: no cover - a machine/id group is always one bundle
                 raise DatasetError(f"{name}: group {g} is scored by several bundles")
-            m = evaluate_scores(labels[idx], scores[name][idx], float(thr[0]), max_fpr=max_fpr)
-            domains = domain_metrics(labels[idx], scores[name][idx], [recs[i].domain for i in idx], float(thr[0]),
-                                     max_fpr=max_fpr)
-            if domains:
-                m["domains"] = domains
-            groups[g][name] = m
+            groups[g][name] = group_metrics(labels[idx], scores[name][idx], [recs[i].domain for i in idx],
+                                            float(thr[0]), max_fpr=max_fpr)
     means = {name: summarize({g: groups[g][name] for g in groups}) for name in names}
     by_domain = {name: domain_summary({g: groups[g][name] for g in groups}) for name in names}
     return {

@@ -453,8 +453,8 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         {...}}`` and the report ``domains: {domain: {"mean", "hmean"}}``
         (:mod:`earshot.evaluation.domains`).
     """
-    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_metrics, domain_summary
-    from earshot.evaluation.metrics import evaluate_scores, summarize
+    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
+    from earshot.evaluation.metrics import summarize
 
     records = discover(Path(data), split_file=split_file)
     per_group, dropped = evaluation_records(model, records)
@@ -477,10 +477,7 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         bundle = model.bundles[name]
         scores = bundle.score_files([r.path for r in recs], on_file=tick)
         y = np.array([r.label for r in recs])
-        metrics = evaluate_scores(y, scores, bundle.threshold_, max_fpr=max_fpr)
-        domains = domain_metrics(y, scores, [r.domain for r in recs], bundle.threshold_, max_fpr=max_fpr)
-        if domains:  # source and target clips: DCASE 2022+ per-domain AUC
-            metrics["domains"] = domains
+        metrics = group_metrics(y, scores, [r.domain for r in recs], bundle.threshold_, max_fpr=max_fpr)
         metrics.update(
             threshold_method=bundle.manifest["threshold"].get("method"),
             threshold_source=bundle.manifest["threshold"].get("source"),

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from earshot.errors import ParameterError
-from earshot.evaluation.metrics import _labels_and_scores, binary_metrics, pauc, roc_auc, summarize
+from earshot.evaluation.metrics import _labels_and_scores, binary_metrics, evaluate_scores, pauc, roc_auc, summarize
 
-__all__ = ["DOMAIN_DEFINITIONS", "domain_metrics", "domain_summary"]
+__all__ = ["DOMAIN_DEFINITIONS", "domain_metrics", "domain_summary", "group_metrics"]
 
 #: What the per-domain numbers mean, for a report's definitions section.
 DOMAIN_DEFINITIONS = {
@@ -88,11 +88,10 @@ def domain_metrics(y_true: Any, y_score: Any, domains: Sequence[str | None], thr
         if not np.any(here & ~anomaly):
             continue
         pick = (here & ~anomaly) | anomaly
-        within = here
         m: dict[str, Any] = {
             "auc": roc_auc(y[pick], s[pick]),
             "pauc": pauc(y[pick], s[pick], max_fpr=max_fpr),
-            "auc_within": roc_auc(y[within], s[within]),
+            "auc_within": roc_auc(y[here], s[here]),
         }
         m.update(binary_metrics(y[here], (s[here] > thr).astype(np.int64)))
         normals = s[here & ~anomaly]
@@ -100,6 +99,17 @@ def domain_metrics(y_true: Any, y_score: Any, domains: Sequence[str | None], thr
                  n_anomaly=int(anomaly.sum()), n_anomaly_in_domain=int((here & anomaly).sum()))
         out[d] = m
     return out
+
+
+def group_metrics(y_true: Any, y_score: Any, domains: Sequence[str | None], threshold: float, *,
+                  max_fpr: float = 0.1) -> dict[str, Any]:
+    """A group's metrics (:func:`earshot.evaluation.metrics.evaluate_scores`), with ``domains``
+    (:func:`domain_metrics`) added when its clips come from two or more known domains."""
+    metrics = evaluate_scores(y_true, y_score, threshold, max_fpr=max_fpr)
+    by_domain = domain_metrics(y_true, y_score, domains, threshold, max_fpr=max_fpr)
+    if by_domain:  # source and target clips: DCASE 2022+ per-domain AUC
+        metrics["domains"] = by_domain
+    return metrics
 
 
 def domain_summary(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
