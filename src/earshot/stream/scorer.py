@@ -21,20 +21,6 @@ from earshot.timeline import WindowGeometry, WindowScore
 __all__ = ["StreamScorer"]
 
 
-def _session(bundle, threads: int):
-    """An onnxruntime session of the bundle's scoring graph with ``threads`` intra-op threads
-    (0: onnxruntime's default, all cores)."""
-    import onnxruntime as ort
-
-    from earshot.bundle.format import ONNX_FILE
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(bundle.path / ONNX_FILE), options, providers=["CPUExecutionProvider"])
-
-
 class StreamScorer:
     """Samples in, scored timeline windows out.
 
@@ -63,7 +49,7 @@ class StreamScorer:
         self.bundle = bundle
         self.geometry = geometry
         self.aggregate = bundle.aggregate
-        self._session = _session(bundle, threads)
+        self._session = bundle.new_session(threads)  # 0: onnxruntime's default, all cores
         self._frames = FrameStream(bundle.features)
         self._on_frames = on_frames
         n_mels = bundle.features.n_mels
