@@ -370,16 +370,22 @@ class SpyScorer:
         return np.concatenate(self.pushed) if self.pushed else np.empty(0, np.float32)
 
 
-@pytest.fixture
-def live_log():
-    """Warnings of earshot.stream.live (the CLI's logging setup stops them reaching caplog)."""
+def _warnings_of(name: str):
+    """Yield the list of WARNING+ records of logger ``name`` while the fixture lives (the CLI's
+    logging setup stops them reaching caplog)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append
-    logger = logging.getLogger("earshot.stream.live")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def live_log():
+    """Warnings of earshot.stream.live."""
+    yield from _warnings_of("earshot.stream.live")
 
 
 @pytest.fixture(scope="module")
@@ -450,13 +456,7 @@ RESAMPLE_TOL = 1e-6  # what reaches the scorer vs resample_poly of what the devi
 @pytest.fixture
 def sources_log():
     """Warnings of earshot.stream.sources (the device's rate)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = logging.getLogger("earshot.stream.sources")
-    logger.addHandler(handler)
-    yield records
-    logger.removeHandler(handler)
+    yield from _warnings_of("earshot.stream.sources")
 
 
 @pytest.mark.parametrize("default_sr, rates, opened", [
