@@ -311,6 +311,13 @@ def test_detect_bad_recordings_are_one_line(case, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF not really")
+    # 0.3 s windows on a model calibrated on 1 s ones would warn: the unreadable file is said first, alone
+    code = main(["detect", str(case["model"]), str(corrupt), "--window-s", "0.3", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "not a readable audio file" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_event_settings_defaults_scale_with_the_window(case):

@@ -147,10 +147,10 @@ def detect_file(model, path: str | os.PathLike, *, group: str | None = None, win
         bundle = model
     geometry = WindowGeometry.for_bundle(bundle, window_s=window_s, hop_s=hop_s)
     tracker, settings = (events or EventSettings()).tracker(bundle, geometry)
-    _warn_calibration(bundle, geometry)
     from earshot.io.audio import info
 
-    meta = info(path)
+    meta = info(path)  # an unreadable file is one error line, before any advice about it
+    _warn_calibration(bundle, geometry)
     n = int(round(meta.frames * bundle.features.sr / meta.sr))
     sink = None
     if spectrogram:
