@@ -396,4 +396,4 @@ def test_real_mimii():
     assert all(r.split is None for r in valve)
     fan = discover(REAL / "mimii-fan")
     counts = Counter((r.machine, r.id, r.label) for r in fan)
-    assert counts == {("fan", "id_00", 0): 2, ("fan", "id_00", 1): 2}
+    assert counts == {("fan", "id_00", 0): 20, ("fan", "id_00", 1): 20}
