@@ -165,8 +165,8 @@ def main(argv=None) -> int:
         print(f"{kind}: trained and evaluated in {time.perf_counter() - t0:.1f} s", flush=True)
     done = list(results)  # every model run into this --out so far (a later run may add or redo some)
     if len(done) > 1:  # the same numbers as an `earshot evaluate M1 M2 ... DATA --report` page
-        from earshot.compare import compare_models
-        from earshot.cv_report import write_compare_report
+        from earshot.pipeline.compare import compare_models
+        from earshot.reports.crossval import write_compare_report
 
         compared = compare_models([(m, load_model(args.out / f"model-{m}")) for m in done], args.out / "data",
                                   split_file=split)

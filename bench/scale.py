@@ -87,7 +87,7 @@ class _WorkerPeak(threading.Thread):
 def _timed_batch(task: tuple) -> tuple[int, float]:
     """A scoring task that also reports the CPU seconds its thread used (in its worker; the
     executor's own threads, e.g. Dask's communication, are not counted)."""
-    from earshot.batch import score_batch
+    from earshot.pipeline.batch import score_batch
 
     t = time.thread_time()
     rows = score_batch(task)
@@ -97,8 +97,8 @@ def _timed_batch(task: tuple) -> tuple[int, float]:
 def cpu_per_file(model: str, folder: str, executor: str, workers: int, batch_size: int) -> float:
     """CPU milliseconds per file inside the scoring tasks: the median over batches (a fresh
     worker's first batch also loads the model and warms its caches)."""
-    from earshot.batch import walk_audio
-    from earshot.executors import batched, executor_scope
+    from earshot.pipeline.batch import walk_audio
+    from earshot._util.executors import batched, executor_scope
 
     paths = (str(p) for p in walk_audio([folder], absolute=True))
     tasks = ((os.path.abspath(model), b, None, "record", None) for b in batched(paths, batch_size))
@@ -109,7 +109,7 @@ def cpu_per_file(model: str, folder: str, executor: str, workers: int, batch_siz
 
 # ---------------------------------------------------------------------- child: one measured run
 def child(model: str, folder: str, out: str, executor: str, workers: int, batch_size: int) -> None:
-    from earshot.batch import score_to_file
+    from earshot.pipeline.batch import score_to_file
 
     sampler = _WorkerPeak()
     sampler.start()

@@ -112,7 +112,7 @@ def bench_train_memory(n_clips: int) -> None:
         print(f"wrote {n_clips} ten-second clips in {time.perf_counter() - t:.1f} s")
         # The child reports its own VmHWM (peak resident set of its address space): ru_maxrss of
         # children is inherited across fork+exec and would count this process's peak too.
-        code = ("import sys\nfrom earshot.cli import main\nrc = main(sys.argv[1:])\n"
+        code = ("import sys\nfrom earshot.cli.app import main\nrc = main(sys.argv[1:])\n"
                 "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1], file=sys.stderr)\n"
                 "sys.exit(rc)\n")
         t = time.perf_counter()

@@ -72,7 +72,7 @@ def _bundle(path: Path):
 
 
 def bench_speed(bundle, recording: Path, label: str) -> None:
-    from earshot.stream import StreamScorer
+    from earshot.timeline import StreamScorer
     from earshot.timeline import WindowGeometry
 
     y, _ = sf.read(recording, dtype="float32")
@@ -93,7 +93,7 @@ def bench_speed(bundle, recording: Path, label: str) -> None:
 
 
 def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: float = 0.1) -> None:
-    from earshot.stream import FileSource, StreamScorer, monitor
+    from earshot.timeline import FileSource, StreamScorer, monitor
     from earshot.timeline import EventSettings, WindowGeometry
 
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=hop_s)
@@ -113,7 +113,7 @@ def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: fl
 
 
 def bench_quality(tmp: Path) -> None:
-    from earshot.stream import detect_file
+    from earshot.pipeline.detect import detect_file
     from earshot.synth import render_clip, synthesize_long
     from earshot.timeline import EventSettings
 

@@ -37,7 +37,7 @@ def core_deps() -> list[str]:
 
 def make(work: Path) -> None:
     """Main environment: synthesize a little data, train a dense autoencoder, write expected.csv."""
-    from earshot.batch import score_to_file
+    from earshot.pipeline.batch import score_to_file
     from earshot.features.config import FeatureConfig
     from earshot.pipeline import train
     from earshot.synth import synthesize
@@ -88,7 +88,7 @@ def check(work: Path) -> None:
         raise SystemExit(f"edge check: JSON score {row['score']!r} of {one} differs from {expected[one][1]}")
     if "pump/id_00" not in _earshot("info", str(model)):
         raise SystemExit("edge check: `earshot info` does not list the model's groups")
-    from earshot.batch import iter_scores
+    from earshot.pipeline.batch import iter_scores
 
     rows = [r for b in iter_scores(model, [data], executor="serial") for r in b]
     if "torch" in sys.modules or len(rows) != len(expected):

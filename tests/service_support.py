@@ -41,7 +41,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A single-bundle model for machine group ``fan/id_00`` (3 epochs, 32 mels), trained once per session."""
     if "path" in _MODEL:
         return _MODEL["path"]
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     root = tmp_path_factory.mktemp("service-data")
     rng = np.random.default_rng(0)

@@ -92,7 +92,7 @@ def test_train_on_data_whose_test_set_has_no_labels(tmp_path, write_wav, capsys)
     """A manifest whose test clips carry no label: auto trains, and info shows its choice."""
     pytest.importorskip("torch")
     from earshot.bundle import Bundle, load_detector
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     sr = 16000
     rng = np.random.default_rng(2)
@@ -147,7 +147,7 @@ def test_real_dcase2023_clips_with_auto_gauss_and_knn(shared_data, tmp_path):
             sel = model.bundles["ToyCar"].manifest["fitted"]["selection"]
             assert sel["chosen"] == "gauss" and "too few" in sel["reason"]
             assert report["groups"]["ToyCar"]["auto_choice"]["chosen"] == "gauss", "the report says what auto chose"
-            from earshot.report import render_html
+            from earshot.reports.evaluation import render_html
 
             page = render_html(report, model, data=data)
             assert "<b>auto chose gauss</b>" in page and "too few" in page, "and so does the HTML page"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earshot.batch import FILE_FIELDS, iter_scores, read_done, score_to_file, walk_audio
-from earshot.cli import main
+from earshot.pipeline.batch import FILE_FIELDS, iter_scores, read_done, score_to_file, walk_audio
+from earshot.cli.app import main
 from earshot.errors import ParameterError
 from scale_support import read_rows, tiny_data, tiny_model
 

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from earshot.cache import FeatureCache, config_key, resolve_cache
+from earshot.features.cache import FeatureCache, config_key, resolve_cache
 from earshot.errors import AudioError, ParameterError
 from earshot.features.config import FeatureConfig
 from earshot.features.extract import file_log_mel
@@ -66,7 +66,7 @@ def test_keyed_by_content_and_config(data, tmp_path):
 
 
 def test_damaged_entry_is_recomputed(data, tmp_path):
-    from earshot.cache import file_digest
+    from earshot.features.cache import file_digest
 
     wav = data / "fan/id_00/normal/00000000.wav"
     cache = FeatureCache(tmp_path / "c")
@@ -122,7 +122,7 @@ def test_extract_store_with_cache_and_executor_equals_plain(data, tmp_path, monk
 
 
 def test_batch_scoring_uses_the_cache(tmp_path_factory, data, tmp_path):
-    from earshot.batch import iter_scores
+    from earshot.pipeline.batch import iter_scores
 
     model = tiny_model(tmp_path_factory)
     plain = [r for b in iter_scores(model, [data], executor="serial") for r in b]

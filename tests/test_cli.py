@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import app, main
+from earshot.cli.app import app, main
 
 SR = 16000
 QUICK = ["--epochs", "3", "--n-mels", "32"]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from earshot.augment import SpecAugment, apply_mixup, draw_mixup
+from earshot.detection.augment import SpecAugment, apply_mixup, draw_mixup
 from earshot.detection.cnn import CNNDetector, f1_optimal_threshold, stratified_validation_split
 from earshot.errors import ParameterError
 
@@ -201,7 +201,7 @@ def synth_folder(tmp_path_factory):
 
 
 def test_train_cnn_without_labels_is_one_clear_error(synth_folder, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     code = main(["train", str(synth_folder), "--out", str(tmp_path / "m"), "--model", "cnn", "--n-mels", "32"])
     err = capsys.readouterr().err
@@ -211,7 +211,7 @@ def test_train_cnn_without_labels_is_one_clear_error(synth_folder, tmp_path, cap
 
 
 def test_train_cnn_with_labels_then_evaluate(synth_folder, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     clips = sorted(synth_folder.glob("fan/id_00/*/*.wav"))
     labelled = [p for p in clips if int(p.stem) % 2 == 0]  # every other clip confirmed by people
@@ -237,7 +237,7 @@ def test_train_cnn_with_labels_then_evaluate(synth_folder, tmp_path, capsys):
 
 
 def test_labels_file_errors(synth_folder, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     bad = tmp_path / "labels.csv"
     bad.write_text("path,label\nfan/id_00/normal/99999999.wav,normal\n")

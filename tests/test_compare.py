@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from earshot.cli import main
+from earshot.cli.app import main
 
 QUICK = ["--epochs", "2", "--n-mels", "16"]
 

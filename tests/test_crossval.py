@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from earshot.crossval import cross_validate, cv_plan, leave_one_group_out, stratified_kfold
+from earshot.pipeline.crossval import cross_validate, cv_plan, leave_one_group_out, stratified_kfold
 from earshot.datasets import Record, group_name
 from earshot.detection import DETECTORS
 from earshot.detection.base import Detector, check_clips
@@ -180,7 +180,7 @@ def test_unknown_parameter_and_unlabelled_data(synth4, tmp_path):
 
 # ---------------------------------------------------------------------- the command line
 def test_cv_cli_report_side_by_side(synth4, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     code = main(["cv", str(synth4), "--model", "dense-ae", "--epochs", "2", "--n-mels", "16",
                  "--report", str(tmp_path / "r"), "--json", str(tmp_path / "cv.json")])
@@ -196,7 +196,7 @@ def test_cv_cli_report_side_by_side(synth4, tmp_path, capsys):
 
 
 def test_cv_cli_by_fold_and_bad_input(synth4, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     code = main(["cv", str(synth4), "--by", "fold", "--folds", "3", "--epochs", "1", "--n-mels", "16"])
     out = capsys.readouterr().out

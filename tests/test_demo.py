@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from earshot.cli import main
+from earshot.cli.app import main
 
 
 def test_demo_quick(tmp_path, capsys):

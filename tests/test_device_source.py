@@ -1,5 +1,5 @@
 """earshot listen from a sound card, without one: a fake ``sounddevice`` module drives the real
-:class:`~earshot.stream.DeviceSource`, :func:`~earshot.stream.monitor` and ``earshot listen``.
+:class:`~earshot.timeline.DeviceSource`, :func:`~earshot.timeline.monitor` and ``earshot listen``.
 
 The fake mirrors what python-sounddevice does on top of PortAudio (0.5): ``query_devices``
 and its errors (``PortAudioError('Error querying device 99')``, ``ValueError('No input device
@@ -31,10 +31,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.errors import AudioError, EarshotError
 from earshot.errors import ParameterError
-from earshot.stream import DeviceSource, FileSource, RingBuffer, StreamScorer, list_input_devices, monitor
+from earshot.timeline import DeviceSource, FileSource, RingBuffer, StreamScorer, list_input_devices, monitor
 from earshot.timeline import EventSettings, WindowGeometry
 
 from test_timeline import FAULT, long_case, read_events
@@ -384,8 +384,8 @@ def _warnings_of(name: str):
 
 @pytest.fixture
 def live_log():
-    """Warnings of earshot.stream.live."""
-    yield from _warnings_of("earshot.stream.live")
+    """Warnings of earshot.timeline.live."""
+    yield from _warnings_of("earshot.timeline.live")
 
 
 @pytest.fixture(scope="module")
@@ -455,8 +455,8 @@ RESAMPLE_TOL = 1e-6  # what reaches the scorer vs resample_poly of what the devi
 
 @pytest.fixture
 def sources_log():
-    """Warnings of earshot.stream.sources (the device's rate)."""
-    yield from _warnings_of("earshot.stream.sources")
+    """Warnings of earshot.timeline.sources (the device's rate)."""
+    yield from _warnings_of("earshot.timeline.sources")
 
 
 @pytest.mark.parametrize("default_sr, rates, opened", [
@@ -872,7 +872,7 @@ def test_listen_device_that_hangs_mid_alarm_is_one_line_and_logs_the_event(fake_
     """The USB microphone stops calling back at 12.8 s, in the alarm, without an error (and is
     reported gone 2.5 s later): ``--stall-s 1`` ends listen 1 s after its last block with one
     error line and the event logged; ``--stall-s 0`` waits until the device is reported gone."""
-    import earshot.stream
+    import earshot.timeline
 
     made = []
 
@@ -881,7 +881,7 @@ def test_listen_device_that_hangs_mid_alarm_is_one_line_and_logs_the_event(fake_
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr(earshot.stream, "DeviceSource", Spied)
+    monkeypatch.setattr(earshot.timeline, "DeviceSource", Spied)
     fan, _ = sf.read(fan_40s, dtype="float32")
     sd = fake_sd(FakeDevice("Fake USB Mic", 1, signal=fan[:, None], speed=60.0, hang_after=200, lost_after_hang_s=2.5))
     log, heard = tmp_path / "live.csv", tmp_path / "heard.wav"

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.errors import ParameterError
 from earshot.evaluation.domains import domain_metrics, domain_summary
 from earshot.evaluation.metrics import roc_auc

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from earshot.errors import ParameterError
-from earshot.executors import (DaskExecutor, ProcessExecutor, SerialExecutor, batched, get_executor,
+from earshot._util.executors import (DaskExecutor, ProcessExecutor, SerialExecutor, batched, get_executor,
                                parse_executor)
 from scale_support import tiny_data, tiny_model
 
@@ -118,7 +118,7 @@ def _pid_of(_):  # used by the serial executor only: workers cannot import the t
 
 # ---------------------------------------------------------------------- identical results
 def test_batch_scoring_is_identical_in_every_executor(executor, tmp_path_factory):
-    from earshot.batch import iter_scores
+    from earshot.pipeline.batch import iter_scores
 
     data, model = tiny_data(tmp_path_factory), tiny_model(tmp_path_factory)
     reference = [r for b in iter_scores(model, [data], executor="serial", batch_size=5) for r in b]
@@ -130,7 +130,7 @@ def test_batch_scoring_is_identical_in_every_executor(executor, tmp_path_factory
 
 
 def test_feature_extraction_is_identical_in_every_executor(executor, tmp_path_factory, monkeypatch):
-    from earshot.cache import feature_reader
+    from earshot.features.cache import feature_reader
     from earshot.features.config import FeatureConfig
     from earshot.pipeline import extract_store
 
@@ -147,7 +147,7 @@ def test_feature_extraction_is_identical_in_every_executor(executor, tmp_path_fa
 
 
 def test_cli_executor_option_and_bad_spec(tmp_path_factory, tmp_path, capsys):
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     data, model = tiny_data(tmp_path_factory), tiny_model(tmp_path_factory)
     code = main(["score", str(model), str(data), "--executor", "serial", "--out", str(tmp_path / "r.csv")])
@@ -166,14 +166,14 @@ def test_unreachable_dask_scheduler_is_a_parameter_error():
 
 
 def test_executor_modules_import_no_heavy_dependency():
-    code = ("import sys, earshot.executors, earshot.batch, earshot.cache; "
+    code = ("import sys, earshot._util.executors, earshot.pipeline.batch, earshot.features.cache; "
             "bad = [m for m in ('torch', 'dask', 'distributed', 'pyarrow') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cross_validation_folds_are_identical_in_every_executor(executor, tmp_path_factory):
-    from earshot.crossval import cross_validate
+    from earshot.pipeline.crossval import cross_validate
     from earshot.features.config import FeatureConfig
 
     data = tiny_data(tmp_path_factory)

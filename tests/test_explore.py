@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.errors import DatasetError, ParameterError
-from earshot.explore import check_clip, explore
+from earshot.reports.explore import check_clip, explore
 
 SR = 16000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from earshot.bundle import load_model
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.detection.aggregate import aggregate
 from earshot.features import log_mel
 

@@ -163,7 +163,7 @@ def test_bundle_scores_like_the_detector(cls, rng, tmp_path):
 
 def test_cli_trains_frugal_models_end_to_end(tmp_path, write_wav, capsys):
     pytest.importorskip("torch")
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     sr = 16000
     rng = np.random.default_rng(1)

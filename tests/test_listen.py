@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
-from earshot.stream import EventLog, FileSource, RingBuffer, StreamScorer, monitor
+from earshot.cli.app import main
+from earshot.timeline import EventLog, FileSource, RingBuffer, StreamScorer, monitor
 from earshot.timeline import EventSettings, WindowGeometry
 
 from test_timeline import long_case, read_events

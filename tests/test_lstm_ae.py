@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.detection import make_detector
 
 from test_timeline import FAULT, long_case, one_torch_thread, read_events

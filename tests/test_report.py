@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
+from earshot.cli.app import main
 
 SR = 16000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -192,7 +192,7 @@ def test_report_into_a_file_is_one_line(model, data, tmp_path, capsys):
 
 
 def test_importing_the_edges_loads_no_matplotlib():
-    code = ("import sys, earshot.plots, earshot.report, earshot.explore, earshot.cli; "
+    code = ("import sys, earshot.plots, earshot.reports.evaluation, earshot.reports.explore, earshot.cli.app; "
             "sys.exit('matplotlib' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

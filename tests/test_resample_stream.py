@@ -10,7 +10,7 @@ import pytest
 from scipy.signal import resample_poly
 
 from earshot.io.audio import resample
-from earshot.stream import StreamResampler
+from earshot.timeline import StreamResampler
 
 # Max abs error against resample_poly of the whole signal (float64), for signals within [-1, 1]:
 # the sums are done in float64 and rounded once to float32, so the error is float32's rounding
@@ -101,7 +101,7 @@ def test_a_new_signal_after_flush_and_odd_input():
 
 
 def test_importing_the_module_does_not_import_scipy_signal():
-    code = ("import sys, earshot.stream; "
+    code = ("import sys, earshot.timeline; "
             "bad = [m for m in ('scipy.signal', 'sounddevice', 'torch', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -372,7 +372,7 @@ def test_write_endpoints_need_the_api_key(make_client, clips):
 def test_serve_warns_when_exposed_without_a_key(monkeypatch, tmp_path, capsys):
     import uvicorn
 
-    from earshot.cli import main
+    from earshot.cli.app import main
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))

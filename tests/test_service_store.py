@@ -305,7 +305,7 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
     import uvicorn
     from sqlalchemy import text
 
-    from earshot.cli import main
+    from earshot.cli.app import main
     from earshot.errors import EarshotError, ParameterError
     from earshot.service import migrations  # owns SCHEMA_VERSION and MIGRATIONS: patch them there
     from earshot.service.app import preflight

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import main
+from earshot.cli.app import main
 from earshot.errors import ParameterError
 from earshot.features import FeatureConfig, log_mel
-from earshot.stream import FrameStream
+from earshot.timeline import FrameStream
 from earshot.timeline import (
     EventSettings,
     EventTracker,
@@ -154,7 +154,7 @@ def test_window_score_is_the_clip_score_of_its_frames(case):
     """A window is scored as a clip of its frames: the bundle's aggregate of the model windows
     inside it, on the continuous log-mel of the recording."""
     from earshot.bundle import load_model
-    from earshot.stream import scan_file
+    from earshot.timeline import scan_file
 
     bundle = next(iter(load_model(case["model"]).bundles.values()))
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from earshot._fs import atomic_dir
+from earshot._util.fs import atomic_dir
 # the parts' names, re-exported: importable from earshot.bundle.export as before the split
 from earshot.bundle.export_check import (LOGMEL_TOL_DB, RTOL, _session, _window_hop, min_samples,  # noqa: F401
                                          verification_signals, verify_export)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot._fs import atomic_dir
+from earshot._util.fs import atomic_dir
 from earshot.bundle.format import FORMAT_VERSION, MANIFEST, ONNX_FILE, SCORE_DIRECTION, WEIGHTS_FILE
 from earshot.features.config import FeatureConfig
 

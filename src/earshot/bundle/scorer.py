@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot._cores import usable_cores
+from earshot._util.cores import usable_cores
 from earshot.bundle.format import MANIFEST, ONNX_FILE, check_format, read_json
 from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips

@@ -265,7 +265,7 @@ class CNNDetector(TorchGraphDetector):
         return PatchProbabilityModel(net, torch.from_numpy(mean), torch.from_numpy(std), int(self.n_frames), self._hop)
 
     def _augmenter(self, n_mels: int):
-        from earshot.augment import SpecAugment
+        from earshot.detection.augment import SpecAugment
 
         return SpecAugment(time_masks=int(self.time_masks), max_time_frames=int(self.time_mask_max * self.n_frames),
                            freq_masks=int(self.freq_masks), max_freq_bands=int(self.freq_mask_max * n_mels))
@@ -331,7 +331,7 @@ class CNNDetector(TorchGraphDetector):
         """Train on random augmented patches, stop early on the validation split; the history."""
         import torch
 
-        from earshot.augment import apply_mixup, draw_mixup
+        from earshot.detection.augment import apply_mixup, draw_mixup
 
         model.net.to(memory_format=torch.channels_last)
         optimiser = torch.optim.AdamW(model.parameters(), lr=float(self.learning_rate),

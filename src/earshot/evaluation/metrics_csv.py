@@ -58,7 +58,7 @@ def metrics_rows(groups: Mapping[str, Mapping[str, Any]], summaries: Mapping[str
 
 def write_metrics_csv(rows, path: str | os.PathLike) -> None:
     """Write ``rows`` (dicts with :data:`METRICS_CSV_COLUMNS`) to ``path`` atomically."""
-    from earshot._fs import atomic_file
+    from earshot._util.fs import atomic_file
 
     with atomic_file(path, newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRICS_CSV_COLUMNS, lineterminator="\n")

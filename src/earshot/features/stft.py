@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot._cores import usable_cores
+from earshot._util.cores import usable_cores
 from earshot.errors import ParameterError
 from earshot.features.stft_kernels import (
     _Scratch,

@@ -10,7 +10,7 @@ colour blindness): normal clips blue, anomalous clips vermillion, unlabelled cli
 spectrograms use viridis.
 
 Layout: :mod:`earshot.plots._common` (palette, figure and PNG helpers shared by every picture,
-and by :mod:`earshot.cv_report` and :mod:`earshot.plots_timeline`),
+and by :mod:`earshot.reports.crossval` and :mod:`earshot.plots.timeline`),
 :mod:`earshot.plots.exploration` (pictures of the data) and :mod:`earshot.plots.evaluation`
 (pictures of a model's results). Every name is importable from ``earshot.plots`` as before,
 the private helpers other modules use included.

@@ -2,7 +2,7 @@
 
 matplotlib is imported inside the functions, with the Agg backend and without pyplot (no global
 figure registry), so importing this module is cheap and memory stays flat however many figures
-are drawn. Other edge modules (:mod:`earshot.cv_report`, :mod:`earshot.plots_timeline`) reach
+are drawn. Other edge modules (:mod:`earshot.reports.crossval`, :mod:`earshot.plots.timeline`) reach
 these helpers through :mod:`earshot.plots`.
 """
 

@@ -1,0 +1,254 @@
+"""From a folder of recordings to a model set: one bundle per group, thresholds fitted on normal clips.
+
+This module joins the layers (datasets -> io/features -> detection -> bundle) for the command
+line and the service; it holds no algorithm of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from earshot._util.fs import atomic_dir
+from earshot.datasets import Record, assign_default_split, discover, group_name
+from earshot.errors import DatasetError, ParameterError
+from earshot.features.config import FeatureConfig
+from earshot.pipeline.extract import (
+    GROUP_BYS,
+    Progress,
+    extract_store,
+    long_recording_windows,
+)
+
+__all__ = ["TrainResult", "apply_labels", "record_metadata", "train"]
+
+log = logging.getLogger(__name__)
+
+
+
+def _file_list_hash(paths: Sequence[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(str(p) for p in paths):
+        h.update(p.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` wrote."""
+
+    path: Path
+    group_by: str
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _training_groups(records: list[Record], group_by: str, *, uses_labels: bool = False
+                     ) -> tuple[dict[str, list[Record]], dict[str, str]]:
+    """Training clips per group: normal (and unlabelled) clips of the train split; with
+    ``uses_labels``, the labelled normal and abnormal clips of the train split."""
+    groups: dict[str, list[Record]] = {}
+    for r in records:
+        members = groups.setdefault(group_name(r, group_by), [])
+        if r.split != "train":
+            continue
+        if (uses_labels and r.label in (0, 1)) or (not uses_labels and r.label in (0, None)):
+            members.append(r)
+    why = "no labelled clips to train on" if uses_labels else "no normal clips to train on"
+    skipped = {g: why for g, rs in groups.items() if not rs}
+    if uses_labels:  # a supervised model needs both classes
+        skipped.update({g: NEED_LABELS for g, rs in groups.items() if rs and len({r.label for r in rs}) < 2})
+    return {g: rs for g, rs in groups.items() if g not in skipped}, skipped
+
+
+#: Why a supervised model cannot train on a group, and what to do about it.
+NEED_LABELS = ("a supervised model needs labelled normal AND anomaly clips in the training split (the default "
+               "split sends every abnormal clip to test): pass --labels CSV (path,label) or --split-file CSV "
+               "(path,split,label) to put labelled clips in training")
+
+
+def apply_labels(records: list[Record], csv_path: str | os.PathLike) -> list[Record]:
+    """Make the clips listed in a labels CSV (``path,label``) training clips with those labels.
+
+    Paths are absolute or relative to the CSV's folder. A listed path that matches no clip,
+    or a row without a label, is an error naming the row.
+    """
+    from dataclasses import replace
+
+    from earshot.datasets.discover import parse_label, read_csv
+
+    csv_path = Path(os.path.abspath(csv_path))
+    if not csv_path.is_file():
+        raise ParameterError(f"labels {str(csv_path)!r} does not exist")
+    by_path = {r.path.resolve(): i for i, r in enumerate(records)}
+    records = list(records)
+    for where, row in read_csv(csv_path, required=("path", "label"), what="labels file"):
+        label = parse_label(row["label"], where=where)
+        if label is None:
+            raise ParameterError(f"{where}: the label is empty (expected 0/1/normal/anomaly)")
+        i = by_path.get((csv_path.parent / row["path"]).resolve())
+        if i is None:
+            raise DatasetError(f"{where}: path {row['path']!r} matches no clip of the data set")
+        records[i] = replace(records[i], split="train", label=label)
+    return records
+
+
+def record_metadata(record: Record) -> dict[str, Any]:
+    """What is known about a clip, for detectors that learn from it (JSON-safe)."""
+    return {"machine": record.machine, "id": record.id, "domain": record.domain,
+            "label": record.label, "attributes": dict(record.attributes)}
+
+
+def train(
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    model: str = "dense-ae",
+    model_params: dict[str, Any] | None = None,
+    features: FeatureConfig | None = None,
+    channel: int | None = None,
+    group_by: str = "id",
+    split_file: str | os.PathLike | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    labels: str | os.PathLike | None = None,
+    window_s: float = 1.0,
+) -> TrainResult:
+    """Train one detector per group of ``data`` and write a model set (or one bundle).
+
+    Each group is trained on its normal training clips only (explicit split, split file, or
+    the default split); its threshold is fitted on normal scores only. The output directory
+    appears only when every group is written.
+
+    Parameters
+    ----------
+    data : path-like
+        A data folder (any layout of :mod:`earshot.datasets`) or a manifest CSV.
+    out : path-like
+        The model directory to write.
+    model : str
+        Detector kind (``dense-ae``).
+    model_params : dict, optional
+        Detector keyword parameters (``epochs``, ``threshold``, ...); ``random_state`` defaults
+        to ``seed``.
+    group_by : {"id", "machine", "none"}
+    seed : int
+        Seeds the default split and the detector.
+    labels : path-like, optional
+        CSV ``path,label`` (e.g. confirmed or rejected alarms): those clips become training
+        clips with those labels (see :func:`apply_labels`); supervised models need some.
+    window_s : float
+        Recordings longer than :data:`LONG_RECORDING_S` are cut into windows of this length
+        (:func:`long_recording_windows`); use the ``window_s`` of ``earshot detect``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    from earshot.bundle import group_dirname, write_index
+    from earshot.bundle.save import write_bundle
+    from earshot.detection import detector_class
+
+    if group_by not in GROUP_BYS:
+        raise ParameterError(f"group_by: expected one of {', '.join(GROUP_BYS)}, got {group_by!r}")
+    features = features or FeatureConfig()
+    params = {"random_state": seed, **(model_params or {})}
+    cls = detector_class(model)
+    import inspect
+
+    accepted = [n for n in inspect.signature(cls).parameters]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ParameterError(f"--param: {model} has no parameter {', '.join(unknown)} (accepted: {', '.join(accepted)})")
+    detector_probe = cls(**params)
+    min_frames = int(detector_probe.get_params().get("n_frames", 1))
+
+    data = Path(data)
+    records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
+    if labels is not None:
+        records = apply_labels(records, labels)
+    groups, skipped = _training_groups(records, group_by, uses_labels=cls.uses_labels)
+    if not groups and cls.uses_labels:
+        raise DatasetError(f"{data}: nothing to train {model} on: {NEED_LABELS}")
+    if not groups:
+        what = "labelled clips" if cls.uses_labels else "normal clips"
+        raise DatasetError(f"{data}: no {what} to train on (found {len(records)} clips, none in a training split)")
+    for g, why in skipped.items():
+        log.warning("group %s skipped: %s", g, why)
+
+    result = TrainResult(path=Path(out), group_by=group_by, skipped=skipped)
+    single = len(groups) == 1
+    with atomic_dir(out) as tmp:
+        dirs: dict[str, str] = {}
+        for n, (group, recs) in enumerate(sorted(groups.items()), start=1):
+            started = time.perf_counter()
+            paths = [r.path for r in recs]
+            stage = f"{group} ({n}/{len(groups)})"
+
+            def feat_progress(_s, done, total, stage=stage):
+                if progress:
+                    progress(f"{stage} features", done, total)
+
+            items = long_recording_windows(paths, features, window_s=window_s)
+            if len(items) > len(paths):  # long recordings were cut into windows: one record per window
+                by_path = {r.path: r for r in recs}
+                recs = [by_path[p] for p, _, _ in items]
+            store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
+            detector = cls(**params)
+
+            def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
+                if progress:
+                    progress(f"{stage} training", epoch, epochs)
+
+            y = np.array([r.label for r in recs]) if cls.uses_labels else None
+            detector.fit(store, y, metadata=[record_metadata(r) for r in recs], progress=fit_progress)
+            calib = np.asarray(detector.calibration_scores_)
+            training = {
+                "group": group,
+                "group_by": group_by,
+                "data_root": str(data.resolve()),
+                "n_clips": len(paths),
+                "n_frames_total": int(len(store.frames)),
+                "n_windows": len(items),
+                "window_s": window_s if len(items) > len(paths) else None,
+                "clip_s": round(float(np.median(store.lengths)) * features.hop_length / features.sr, 3),
+                "files": sorted(str(p.resolve()) for p in paths),
+                "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
+                "seed": seed,
+                "fit_seconds": round(time.perf_counter() - started, 3),
+            }
+            validation = {
+                "kind": {"validation": "held-out normal clips",
+                         "validation-f1": "held-out labelled clips (F1-optimal, asked for)",
+                         "cross-fit": "training clips, each scored by a model fitted without it"}.get(
+                             detector.threshold_source_, "training clips (in-sample)"),
+                "n_normal": int(calib.size),
+                "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
+            }
+            sub = tmp if single else tmp / group_dirname(group)
+            sub.mkdir(exist_ok=True)
+            write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation)
+            dirs[group] = sub.name
+            result.groups[group] = {
+                "n_clips": len(paths),
+                "threshold": detector.threshold_,
+                "threshold_method": str(detector.threshold),
+                "threshold_source": detector.threshold_source_,
+                "false_alarm_rate": validation["false_alarm_rate"],
+                "fit_seconds": training["fit_seconds"],
+            }
+            del store
+        if not single:
+            write_index(tmp, dirs, group_by=group_by, extra={"skipped": skipped})
+    return result
+
+
+# ---------------------------------------------------------------------- scoring
