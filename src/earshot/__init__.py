@@ -1,9 +1,9 @@
 """earshot: listen to industrial machines and tell when one sounds wrong.
 
-The package is layered one way (see ``docs/design.md``)::
+The package is layered one way (see ``docs/design.md``, "Architecture")::
 
-    io -> features -> datasets -> models -> detection -> bundle -> evaluation/timeline
-       -> cli / service / plots / report
+    _util -> io -> features -> evaluation -> datasets -> synth -> models -> detection -> bundle
+          -> timeline -> plots -> reports -> pipeline -> service -> cli
 
 Importing :mod:`earshot` loads no heavy dependency (no torch, matplotlib, sklearn).
 """
