@@ -24,29 +24,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from earshot._util.validate import check_fraction, check_int, check_positive
 from earshot.detection.aggregate import aggregate
 from earshot.errors import NotFittedError, ParameterError
 
 __all__ = ["Detector", "TorchGraphDetector", "check_clips", "check_fraction", "check_int", "check_positive"]
-
-
-def check_int(name: str, value: Any, lo: int = 1) -> None:
-    """Raise :class:`ParameterError` unless ``value`` is an integer (not a bool) ``>= lo``."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
-        what = "a positive integer" if lo == 1 else f"an integer >= {lo}"
-        raise ParameterError(f"{name}: expected {what}, got {value!r}")
-
-
-def check_positive(name: str, value: Any) -> None:
-    """Raise :class:`ParameterError` unless ``value`` is a number > 0 (a learning rate, say)."""
-    if not (isinstance(value, (int, float)) and value > 0):
-        raise ParameterError(f"{name}: expected a positive number, got {value!r}")
-
-
-def check_fraction(name: str, value: Any) -> None:
-    """Raise :class:`ParameterError` unless ``0 <= value < 1`` (a held-out fraction, say)."""
-    if not (0.0 <= float(value) < 1.0):
-        raise ParameterError(f"{name}: expected 0 <= value < 1, got {value!r}")
 
 
 def check_clips(X: Sequence[np.ndarray], *, min_time: int = 1, name: str = "X") -> list[np.ndarray]:

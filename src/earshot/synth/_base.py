@@ -137,6 +137,9 @@ class MachineModel:
     shift : tuple of (str, float)
         The attribute that differs in the target domain and its value: ``("speed", factor)``,
         ``("load", dB)`` or ``("background", dB of SNR change)``.
+    fault_cache : dict
+        This machine's faults by name, each drawn once (see
+        :func:`earshot.synth.faults.machine_fault`).
     """
 
     name: ClassVar[str] = ""
@@ -159,23 +162,11 @@ class MachineModel:
         self.shift = (kind, value)
         self.background = Background.from_seed(self.seed, self.name)
         self.target_background = Background.from_seed(self.seed, self.name + "/target")
-        self._faults: dict[str, Fault] = {}
+        self.fault_cache: dict[str, Fault] = {}
         self._cache: dict = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(machine_id={self.machine_id}, seed={self.seed})"
-
-    # -- registry helpers
-    def fault(self, name: str) -> Fault:
-        """The fault ``name`` of this machine (its id-level traits drawn once)."""
-        if name not in self._faults:
-            from earshot.synth.faults import FAULT_TYPES
-
-            rng = np.random.default_rng(
-                [self.seed, name_code(self.name), self.machine_id, name_code(name), 0xFA]
-            )
-            self._faults[name] = FAULT_TYPES[name](self, rng)
-        return self._faults[name]
 
     def shift_label(self) -> tuple[str, str]:
         """The shifted attribute of the target domain as ``(name, value)`` strings."""

@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 import math
 from functools import lru_cache
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 
+from earshot._util.validate import check_int
 from earshot.errors import ParameterError
 from earshot.synth._base import MachineModel, name_code
 from earshot.synth._dsp import Canvas
+from earshot.synth.faults import machine_fault
 from earshot.synth.machines import FAULTS, MACHINES
 
 __all__ = ["render_clip", "get_model", "reference_rms", "DOMAINS"]
@@ -97,7 +99,7 @@ def render(
     ref = reference_rms(model.name, model.machine_id, model.seed, sr)
     kin = model.kinematics(clip, n, sr, s[1])
     kin.level = ref
-    f = model.fault(fault) if (fault is not None and severity > 0.0) else None
+    f = machine_fault(model, fault) if (fault is not None and severity > 0.0) else None
     fp = f.draw(s[4], float(severity)) if f is not None else None
     if f is not None:
         fp["severity"] = float(severity)
@@ -132,16 +134,6 @@ def check_machine(machine, name: str = "machine") -> str:
     return machine
 
 
-def check_int(value, name: str, lo: int | None = None, hi: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ParameterError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ParameterError(f"{name} must be {rng}; got {value}")
-    return value
-
-
 def check_real(value, name: str, lo: float | None = None, hi: float | None = None,
                lo_open: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
@@ -170,7 +162,7 @@ def check_fault(machine: str, fault, severity) -> tuple[str | None, float]:
 def check_common(duration_s, sr, snr_db) -> tuple[float, int, float]:
     # rendering is in memory (about 80 bytes per sample at the peak): at most an hour
     duration_s = check_real(duration_s, "duration_s", 0.0, MAX_DURATION_S, lo_open=True)
-    sr = check_int(sr, "sr", 8000, 192000)
+    sr = check_int("sr", sr, 8000, 192000, wording="must")
     snr_db = check_real(snr_db, "snr_db", -40.0, 80.0)
     if int(round(duration_s * sr)) < 1:
         raise ParameterError(f"duration_s is shorter than one sample at sr={sr}; got {duration_s}")
@@ -236,14 +228,14 @@ def render_clip(
     (dtype('float32'), (16000,))
     """
     machine = check_machine(machine)
-    machine_id = check_int(machine_id, "machine_id", 0, 99)
+    machine_id = check_int("machine_id", machine_id, 0, 99, wording="must")
     fault, severity = check_fault(machine, fault, severity)
     duration_s, sr, snr_db = check_common(duration_s, sr, snr_db)
     if domain not in DOMAINS:
         raise ParameterError(f"domain must be one of {DOMAINS}; got {domain!r}")
     if not isinstance(rng, np.random.Generator):
         raise ParameterError(f"rng must be a numpy.random.Generator; got {type(rng).__name__}")
-    seed = check_int(seed, "seed", 0)
+    seed = check_int("seed", seed, 0, wording="must")
     model = get_model(machine, machine_id, seed)
     n = int(round(duration_s * sr))
     return render(model, fault=fault, severity=severity, domain=domain, n=n, sr=sr,

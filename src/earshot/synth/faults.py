@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from earshot.synth._base import Fault, severity_gain
+from earshot.synth._base import Fault, MachineModel, name_code, severity_gain
 from earshot.synth._dsp import (
     TWO_PI,
     Canvas,
@@ -50,7 +50,7 @@ from earshot.synth._dsp import (
     wavetable,
 )
 
-__all__ = ["FAULT_TYPES"]
+__all__ = ["FAULT_TYPES", "machine_fault"]
 
 
 def _tones(phase: np.ndarray, orders, amps, phases) -> np.ndarray:
@@ -454,3 +454,14 @@ FAULT_TYPES: dict[str, type[Fault]] = {
     for f in (Imbalance, Misalignment, BladeDamage, Contamination, OuterRace, InnerRace,
               Cavitation, Leak, Sticking, Chatter, Rattle, DryFriction, BeltSlip)
 }
+
+
+def machine_fault(model: MachineModel, name: str) -> Fault:
+    """The fault ``name`` of one machine (its id-level traits drawn once, then kept in
+    ``model.fault_cache``)."""
+    if name not in model.fault_cache:
+        rng = np.random.default_rng(
+            [model.seed, name_code(model.name), model.machine_id, name_code(name), 0xFA]
+        )
+        model.fault_cache[name] = FAULT_TYPES[name](model, rng)
+    return model.fault_cache[name]

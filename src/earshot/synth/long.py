@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from earshot._util.validate import check_int
 from earshot.errors import ParameterError
 from earshot.synth._base import name_code
 from earshot.synth._dsp import fault_gate
-from earshot.synth.clip import check_common, check_fault, check_int, check_machine, check_real, get_model, render
+from earshot.synth.clip import check_common, check_fault, check_machine, check_real, get_model, render
 from earshot.synth.machines import MACHINES
 from earshot.synth.writer import id_name, write_wav
 
@@ -53,9 +54,9 @@ def render_long(
         The ground truth (as written to the JSON sidecar, without ``path``).
     """
     machine = check_machine(machine)
-    machine_id = check_int(machine_id, "machine_id", 0, 99)
+    machine_id = check_int("machine_id", machine_id, 0, 99, wording="must")
     duration_s, sr, snr_db = check_common(duration_s, sr, snr_db)
-    seed = check_int(seed, "seed", 0)
+    seed = check_int("seed", seed, 0, wording="must")
     if fault is None:
         fault = MACHINES[machine].default_fault
     fault, severity = check_fault(machine, fault, severity)

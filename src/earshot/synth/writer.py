@@ -30,9 +30,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from earshot._util.validate import check_int
 from earshot.errors import ParameterError
 from earshot.synth._base import name_code
-from earshot.synth.clip import check_common, check_int, check_machine, get_model, render
+from earshot.synth._memory import keep_freed_memory
+from earshot.synth.clip import check_common, check_machine, get_model, render
 from earshot.synth.machines import FAULTS
 
 __all__ = ["synthesize", "MANIFEST_NAME", "MARKER_NAME", "MANIFEST_COLUMNS", "draw_severity"]
@@ -174,8 +176,6 @@ def _run_jobs(root: str, jobs: list[ClipJob]) -> int:
 
 
 def _worker_init() -> None:
-    from earshot.synth._memory import keep_freed_memory
-
     keep_freed_memory()
 
 
@@ -322,18 +322,18 @@ def synthesize(
         raise ParameterError("machines must name at least one machine type; got none")
     for m in machines:
         check_machine(m, "machines")
-    n_ids = check_int(n_ids, "n_ids", 1, 50)
-    n_normal = check_int(n_normal, "n_normal", 1)
-    n_abnormal = check_int(n_abnormal, "n_abnormal", 0)
+    n_ids = check_int("n_ids", n_ids, 1, 50, wording="must")
+    n_normal = check_int("n_normal", n_normal, 1, wording="must")
+    n_abnormal = check_int("n_abnormal", n_abnormal, 0, wording="must")
     duration_s, sr, snr_db = check_common(duration_s, sr, snr_db)
-    seed = check_int(seed, "seed", 0)
+    seed = check_int("seed", seed, 0, wording="must")
     if not isinstance(domain_shift, (bool, np.bool_)):
         raise ParameterError(f"domain_shift must be True or False; got {domain_shift!r}")
     if n_target is not None:
-        n_target = check_int(n_target, "n_target", 0)
+        n_target = check_int("n_target", n_target, 0, wording="must")
         if not domain_shift:
             raise ParameterError("n_target needs domain_shift=True")
-    n_jobs = check_int(n_jobs, "n_jobs", -1)
+    n_jobs = check_int("n_jobs", n_jobs, -1, wording="must")
     if n_jobs == 0:
         raise ParameterError("n_jobs must be >= 1 or -1 (all cores); got 0")
     if progress is not None and not callable(progress):
