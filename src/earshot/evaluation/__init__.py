@@ -7,20 +7,24 @@ from __future__ import annotations
 
 from earshot.evaluation.metrics import (
     SUMMARY_KEYS,
+    auc_and_decisions,
     binary_metrics,
     evaluate_scores,
     pauc,
     roc_auc,
+    roc_points,
     summarize,
     to_jsonable,
 )
 
 __all__ = [
     "SUMMARY_KEYS",
+    "auc_and_decisions",
     "binary_metrics",
     "evaluate_scores",
     "pauc",
     "roc_auc",
+    "roc_points",
     "summarize",
     "to_jsonable",
 ]

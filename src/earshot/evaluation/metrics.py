@@ -26,10 +26,12 @@ from earshot.errors import ParameterError
 
 __all__ = [
     "SUMMARY_KEYS",
+    "auc_and_decisions",
     "binary_metrics",
     "evaluate_scores",
     "pauc",
     "roc_auc",
+    "roc_points",
     "summarize",
     "to_jsonable",
 ]
@@ -115,12 +117,12 @@ def _labels_and_scores(y_true: Any, y_score: Any) -> tuple[np.ndarray, np.ndarra
 # --------------------------------------------------------------------------- ROC
 
 
-def _roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _roc_curve(y: np.ndarray, s: np.ndarray, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """False and true positive rates, computed as sklearn's ``roc_curve`` does.
 
     Both classes must be present. Tied scores form one ROC point (so ties are counted
     half, as average ranks do), collinear intermediate points are dropped as with
-    ``drop_intermediate=True``, and the curve starts at (0, 0).
+    ``drop_intermediate=True`` (when asked), and the curve starts at (0, 0).
     """
     order = np.argsort(s, kind="mergesort")[::-1]
     s = s[order]
@@ -129,7 +131,7 @@ def _roc_curve(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     idx = np.r_[distinct, y.size - 1]
     tps = np.cumsum(y)[idx]
     fps = 1.0 + idx.astype(np.float64) - tps
-    if fps.shape[0] > 2:
+    if drop_intermediate and fps.shape[0] > 2:
         keep = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
         tps, fps = tps[keep], fps[keep]
     tps = np.r_[0.0, tps]
@@ -144,6 +146,36 @@ def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
 def _both_classes(y: np.ndarray) -> bool:
     n_anomaly = int(y.sum())
     return 0 < n_anomaly < y.size
+
+
+def roc_points(y_true: Any, y_score: Any, *, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve of the anomaly class: false and true positive rates, from (0, 0) to (1, 1).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_clips,)
+        Labels, 1 = anomaly, 0 = normal; both classes must be present.
+    y_score : array-like of shape (n_clips,)
+        Anomaly scores, higher = more anomalous. Must be finite.
+    drop_intermediate : bool, default True
+        Drop collinear points, as ``sklearn.metrics.roc_curve`` does by default (the curve
+        :func:`roc_auc` and :func:`pauc` integrate); False keeps one point per distinct score.
+
+    Returns
+    -------
+    fpr, tpr : np.ndarray
+        One point per distinct score (tied scores form one point), in order of decreasing
+        score, after the starting point (0, 0).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`roc_auc`, or ``y_true`` holds only one class (the curve is undefined).
+    """
+    y, s = _labels_and_scores(y_true, y_score)
+    if not _both_classes(y):
+        raise ParameterError("y_true must hold both classes (0 and 1) to draw a ROC curve, got one class only")
+    return _roc_curve(y, s, drop_intermediate)
 
 
 def roc_auc(y_true: Any, y_score: Any) -> float:
@@ -318,13 +350,39 @@ def evaluate_scores(
     if not math.isfinite(thr):
         raise ParameterError(f"threshold must be a finite number, got {threshold!r}")
     max_fpr = _check_max_fpr(max_fpr)
+    return {"threshold": thr, "max_fpr": max_fpr, **auc_and_decisions(y_true, y_score, thr, max_fpr=max_fpr)}
+
+
+def auc_and_decisions(y_true: Any, y_score: Any, threshold: Any, *, max_fpr: float = 0.1) -> dict[str, float | int]:
+    """AUC and pAUC of the scores, and the decisions at ``threshold`` (one, or one per clip).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_clips,)
+        Labels, 1 = anomaly, 0 = normal.
+    y_score : array-like of shape (n_clips,)
+        Anomaly scores, higher = more anomalous.
+    threshold : float or array-like of shape (n_clips,)
+        A clip is predicted anomalous when ``score > threshold``; an array gives each clip its
+        own threshold (clips pooled from several models, each at its model's threshold).
+    max_fpr : float, default 0.1
+        FPR range of the pAUC (see :func:`pauc`).
+
+    Returns
+    -------
+    dict
+        ``auc``, ``pauc`` (``nan`` with one class only) and every key of :func:`binary_metrics`.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`pauc`, or an array of thresholds whose length is not the number of clips.
+    """
     y, s = _labels_and_scores(y_true, y_score)
-    result: dict[str, float | int] = {
-        "threshold": thr,
-        "max_fpr": max_fpr,
-        "auc": roc_auc(y, s),
-        "pauc": pauc(y, s, max_fpr=max_fpr),
-    }
+    thr = np.asarray(threshold, dtype=np.float64)
+    if thr.ndim == 1 and thr.shape[0] != s.shape[0]:
+        raise ParameterError(f"threshold must be one number or one per clip ({s.shape[0]}), got {thr.shape[0]}")
+    result: dict[str, float | int] = {"auc": roc_auc(y, s), "pauc": pauc(y, s, max_fpr=max_fpr)}
     result.update(binary_metrics(y, (s > thr).astype(np.int64)))
     return result
 

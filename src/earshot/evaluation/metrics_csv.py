@@ -14,6 +14,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from earshot._util.fs import atomic_file
+
 __all__ = ["METRICS_CSV_COLUMNS", "metrics_rows", "write_metrics_csv"]
 
 #: Columns of the metrics CSV, in order.
@@ -58,8 +60,6 @@ def metrics_rows(groups: Mapping[str, Mapping[str, Any]], summaries: Mapping[str
 
 def write_metrics_csv(rows, path: str | os.PathLike) -> None:
     """Write ``rows`` (dicts with :data:`METRICS_CSV_COLUMNS`) to ``path`` atomically."""
-    from earshot._util.fs import atomic_file
-
     with atomic_file(path, newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=METRICS_CSV_COLUMNS, lineterminator="\n")
         writer.writeheader()

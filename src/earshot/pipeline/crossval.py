@@ -37,6 +37,7 @@ import numpy as np
 
 from earshot.datasets import Record, discover, group_name
 from earshot.errors import DatasetError, ParameterError
+from earshot.evaluation.metrics import auc_and_decisions
 from earshot.features.config import FeatureConfig
 
 __all__ = ["BYS", "Fold", "leave_one_group_out", "stratified_kfold", "cv_plan", "cross_validate", "detector_params"]
@@ -194,11 +195,7 @@ def detector_params(kind: str, params: dict[str, Any] | None, *, seed: int = 0) 
 # ---------------------------------------------------------------------- running
 def _metrics(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, max_fpr: float) -> dict[str, Any]:
     """AUC, pAUC over the scores; decisions at each clip's own model threshold."""
-    from earshot.evaluation.metrics import binary_metrics, pauc, roc_auc
-
-    out: dict[str, Any] = {"auc": roc_auc(y, scores), "pauc": pauc(y, scores, max_fpr=max_fpr)}
-    out.update(binary_metrics(y, (scores > thresholds).astype(np.int64)))
-    return out
+    return auc_and_decisions(y, scores, thresholds, max_fpr=max_fpr)
 
 
 def _run_fold(fold: Fold, kind: str, params: dict[str, Any], clips, index: dict[Path, int], *,
