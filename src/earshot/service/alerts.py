@@ -1,8 +1,10 @@
 """Alerts: hysteresis over successive verdicts, alert rows, and webhook delivery.
 
-One rule serves both the per-window timeline of a clip and a machine's stream of snippets:
-an event opens after ``open_after`` consecutive anomalous steps and closes after
-``close_after`` consecutive normal ones, so one noisy verdict neither opens nor closes it.
+One rule, timeline's event engine (:class:`~earshot.timeline.EventTracker` and its
+:class:`~earshot.timeline.Hysteresis` counts), serves both the per-window timeline of a clip
+and a machine's stream of snippets: an event opens after ``open_after`` consecutive anomalous
+steps and closes after ``close_after`` consecutive normal ones, so one noisy verdict neither
+opens nor closes it.
 Webhook deliveries go through an outbox table written in the same transaction as the alert,
 and a background thread posts them with retries and exponential back-off (pending ones are
 resumed after a restart).
@@ -16,7 +18,6 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -24,6 +25,7 @@ import numpy as np
 from sqlalchemy import select
 
 from earshot.service.store import Alert, Machine, Notification, Snippet, Store, iso, utcnow
+from earshot.timeline import EventTracker, Hysteresis, WindowScore
 
 __all__ = ["Hysteresis", "events", "apply_verdict", "alert_dict", "Notifier"]
 
@@ -33,32 +35,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 300.0
 
 
-@dataclass
-class Hysteresis:
-    """State of the open/close rule: whether an event is active and the current runs."""
-
-    active: bool = False
-    run_over: int = 0
-    run_under: int = 0
-
-    def step(self, anomalous: bool, *, open_after: int, close_after: int) -> Optional[str]:
-        """Feed one verdict; return ``"open"``, ``"close"`` or None."""
-        if anomalous:
-            self.run_over, self.run_under = self.run_over + 1, 0
-            if not self.active and self.run_over >= open_after:
-                self.active = True
-                return "open"
-        else:
-            self.run_over, self.run_under = 0, self.run_under + 1
-            if self.active and self.run_under >= close_after:
-                self.active = False
-                return "close"
-        return None
-
-
 def events(scores: Sequence[float], threshold: float, *, open_after: int = 1, close_after: int = 1
            ) -> list[tuple[int, int, int]]:
-    """Events in a sequence of scores by the hysteresis rule.
+    """Events in a sequence of scores by the hysteresis rule (timeline's :class:`EventTracker`).
 
     Parameters
     ----------
@@ -73,20 +52,16 @@ def events(scores: Sequence[float], threshold: float, *, open_after: int = 1, cl
         anomalous step, and the step with the highest score.
     """
     s = np.asarray(scores, dtype=np.float64)
-    h = Hysteresis()
-    out: list[tuple[int, int, int]] = []
-    start = last_over = 0
+    # one step = one second, no minimum duration, no merging: the counts alone decide
+    tracker = EventTracker(threshold=threshold, release=None, hop_s=1.0, min_duration_s=0.0, merge_gap_s=0.0,
+                           open_after=open_after, close_after=close_after)
+    found = []
     for i, value in enumerate(s):
-        over = bool(value > threshold)
-        what = h.step(over, open_after=open_after, close_after=close_after)
-        if what == "open":
-            start = i - open_after + 1
-        if over:
-            last_over = i
-        if what == "close":
-            out.append((start, last_over + 1, start + int(np.argmax(s[start : last_over + 1]))))
-    if h.active:
-        out.append((start, last_over + 1, start + int(np.argmax(s[start : last_over + 1]))))
+        found += tracker.update(WindowScore(i, float(i), float(i + 1), float(value)))
+    out: list[tuple[int, int, int]] = []
+    for e in found + tracker.finish():
+        start, end = int(round(e.start_s)), int(round(e.end_s))
+        out.append((start, end, start + int(np.argmax(s[start:end]))))
     return out
 
 

@@ -39,10 +39,9 @@ __all__ = [
     "WindowGeometry",
     "WindowScore",
     "Event",
+    "Hysteresis",
     "EventTracker",
     "EventSettings",
-    "frame_span",
-    "model_window_hop",
     "find_events",
     "resolve_threshold",
     "normal_level",
@@ -126,12 +125,55 @@ def resolve_threshold(base: float, *, sensitivity: float | None = None, threshol
     return value, f"the model's {base:.4g} with sensitivity {s:g} (margin over the normal level {ref:.4g} divided by {s:g})"
 
 
+@dataclass
+class Hysteresis:
+    """The open/close rule of every event here: counts of consecutive steps.
+
+    An event opens after ``open_after`` consecutive steps above the threshold and closes after
+    ``close_after`` consecutive steps that do not hold it, so one stray step neither opens nor
+    closes it. :class:`EventTracker` runs it window by window; the service keeps its state
+    (``active``, ``run_over``, ``run_under``) per machine between snippets.
+    """
+
+    active: bool = False
+    run_over: int = 0
+    run_under: int = 0
+
+    def step(self, anomalous: bool, *, open_after: int = 1, close_after: int = 1,
+             held: bool | None = None) -> str | None:
+        """Feed one step; return ``"open"``, ``"close"`` or None.
+
+        Parameters
+        ----------
+        anomalous : bool
+            The step is above the threshold.
+        held : bool, optional
+            While an event is active, whether this step keeps it (a score at or above the
+            release level); None: the same as ``anomalous``.
+        """
+        on = anomalous if (held is None or not self.active) else held
+        if on:
+            self.run_over, self.run_under = self.run_over + 1, 0
+            if not self.active and self.run_over >= open_after:
+                self.active = True
+                return "open"
+        else:
+            self.run_over, self.run_under = 0, self.run_under + 1
+            if self.active and self.run_under >= close_after:
+                self.active = False
+                return "close"
+        return None
+
+
 class EventTracker:
     """Windows in, events out, one window at a time (the same code for files and live streams).
 
     1. **Hysteresis.** A segment opens when a window's score goes above ``threshold`` and
        stays open while scores stay at or above ``release`` (``release <= threshold``), so a
-       dip that does not go below ``release`` does not cut it.
+       dip that does not go below ``release`` does not cut it. With ``open_after`` /
+       ``close_after`` above 1 (the service's alerts), it opens only after that many
+       consecutive windows above the threshold (from the first of them) and closes only after
+       that many consecutive windows below ``release`` (:class:`Hysteresis`).
     2. **Minimum duration.** A segment shorter than ``min_duration_s`` is dropped: a burst of
        noise raises the windows containing it (one window length of them), and raises no alarm.
     3. **Merging.** A segment that lasted long enough and starts within ``merge_gap_s`` of the
@@ -145,28 +187,39 @@ class EventTracker:
     ----------
     threshold : float
         Level above which a window is anomalous.
-    release : float
-        Level below which an open segment closes (``<= threshold``).
+    release : float or None
+        Level below which an open segment closes (``<= threshold``); None: a window holds an
+        open segment only when it is above the threshold.
     hop_s : float
         Time between window starts.
     min_duration_s : float
         Shortest event reported.
     merge_gap_s : float
         Events closer than this are merged.
+    open_after, close_after : int
+        Consecutive windows that open / close a segment (1: the window itself).
     """
 
-    def __init__(self, *, threshold: float, release: float, hop_s: float, min_duration_s: float,
-                 merge_gap_s: float):
-        if release > threshold:
+    def __init__(self, *, threshold: float, release: float | None, hop_s: float, min_duration_s: float,
+                 merge_gap_s: float, open_after: int = 1, close_after: int = 1):
+        if release is not None and release > threshold:
             raise ParameterError(f"release: expected a level <= threshold {threshold:.4g}, got {release:.4g}")
         for name, value in (("min_duration_s", min_duration_s), ("merge_gap_s", merge_gap_s)):
             if not (math.isfinite(value) and value >= 0):
                 raise ParameterError(f"{name}: expected a number of seconds >= 0, got {value!r}")
+        for name, count in (("open_after", open_after), ("close_after", close_after)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise ParameterError(f"{name}: expected an integer >= 1, got {count!r}")
         self.threshold = float(threshold)
-        self.release = float(release)
+        self.release = None if release is None else float(release)
         self.half_hop = 0.5 * float(hop_s)
         self.min_duration_s = float(min_duration_s)
         self.merge_gap_s = float(merge_gap_s)
+        self.open_after = open_after
+        self.close_after = close_after
+        self._state = Hysteresis()
+        self._run: list[WindowScore] = []  # windows above the threshold not yet opening a segment
+        self._tail: list[WindowScore] = []  # windows below release not yet closing the open segment
         self._open: dict[str, Any] | None = None  # the segment being extended
         self._pending: dict[str, Any] | None = None  # the last event: it may still absorb a segment
         self._gap = [0.0, 0]  # sum and count of the scores since _pending ended (for its mean if it merges)
@@ -177,6 +230,13 @@ class EventTracker:
     @staticmethod
     def _new(w: WindowScore) -> dict[str, Any]:
         return {"first": w.centre_s, "last": w.centre_s, "peak": w.score, "sum": w.score, "n": 1}
+
+    @staticmethod
+    def _extend(e: dict[str, Any], w: WindowScore) -> None:
+        e["last"] = w.centre_s
+        e["peak"] = max(e["peak"], w.score)
+        e["sum"] += w.score
+        e["n"] += 1
 
     def _event(self, e: dict[str, Any]) -> Event:
         return Event(e["first"] - self.half_hop, e["last"] + self.half_hop, float(e["peak"]),
@@ -217,33 +277,52 @@ class EventTracker:
         self._pending = seg
         return done
 
+    def _quiet(self, w: WindowScore) -> list[Event]:
+        """A window outside any segment: it lies in the pending event's gap, or ends it."""
+        if self._pending is None:
+            return []
+        if self._gap_to(w.centre_s + 2 * self.half_hop) > self.merge_gap_s + 1e-9:
+            return self._finalise()  # no segment can start within the gap any more
+        self._gap[0] += w.score
+        self._gap[1] += 1
+        return []
+
     def update(self, w: WindowScore) -> list[Event]:
         """Take the next window; return the events this window finalised (usually none)."""
         self.n_windows += 1
         above = w.score > self.threshold
         self.n_above += int(above)
+        held = None if self.release is None else w.score >= self.release
+        was_open = self._open is not None
+        what = self._state.step(above, open_after=self.open_after, close_after=self.close_after, held=held)
         done: list[Event] = []
-        if self._open is not None:
-            if w.score >= self.release:
-                e = self._open
-                e["last"] = w.centre_s
-                e["peak"] = max(e["peak"], w.score)
-                e["sum"] += w.score
-                e["n"] += 1
-                return done
-            done += self._close()
-        elif above:
-            if self._pending is not None and self._gap_to(w.centre_s) > self.merge_gap_s + 1e-9:
-                done += self._finalise()
-            self._open = self._new(w)
-            return done
-        # no segment open now (this window is below the threshold, or closed one)
-        if self._pending is not None:
-            if self._gap_to(w.centre_s + 2 * self.half_hop) > self.merge_gap_s + 1e-9:
-                done += self._finalise()  # no segment can start within the gap any more
+        if was_open:
+            if what == "close":
+                tail, self._tail = [*self._tail, w], []
+                done += self._close()
+                for q in tail:
+                    done += self._quiet(q)
+            elif self._state.run_under == 0:  # held: the dip in the tail (if any) was not an end
+                for q in (*self._tail, w):
+                    self._extend(self._open, q)
+                self._tail = []
             else:
-                self._gap[0] += w.score
-                self._gap[1] += 1
+                self._tail.append(w)
+            return done
+        if what == "open":
+            run, self._run = [*self._run, w], []
+            if self._pending is not None and self._gap_to(run[0].centre_s) > self.merge_gap_s + 1e-9:
+                done += self._finalise()
+            self._open = self._new(run[0])
+            for q in run[1:]:
+                self._extend(self._open, q)
+            return done
+        if above:
+            self._run.append(w)
+            return done
+        quiet, self._run = [*self._run, w], []
+        for q in quiet:
+            done += self._quiet(q)
         return done
 
     def finish(self) -> list[Event]:
@@ -251,6 +330,9 @@ class EventTracker:
         done: list[Event] = []
         if self._open is not None:
             done += self._close()
+        for q in (*self._run, *self._tail):
+            done += self._quiet(q)
+        self._run, self._tail, self._state = [], [], Hysteresis()
         return done + self._finalise()
 
     def alarm(self) -> Event | None:
