@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,37 @@ class ModelSet:
                 f"{', '.join(self.groups)}); pass --group NAME"
             )
         return name, self.bundles[name]
+
+    def score_files(self, paths: Sequence[str | os.PathLike], *, group: str | None = None,
+                    on_file: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+        """Score audio files, each with its group's bundle; one row per file, in the order given.
+
+        The files of one group go through :meth:`Bundle.score_files` together.
+
+        Parameters
+        ----------
+        paths : sequence of path-like
+        group : str, optional
+            Score every file with this group's bundle instead of routing by the layout.
+        on_file : callable, optional
+            Called once per file once it is scored (for progress bars).
+
+        Returns
+        -------
+        list of dict
+            ``path, group, score, threshold, is_anomalous``.
+        """
+        routed: dict[str, list[int]] = {}
+        for i, p in enumerate(paths):
+            name, _ = self.bundle_for(p, group)
+            routed.setdefault(name, []).append(i)
+        rows: list[dict[str, Any] | None] = [None] * len(paths)
+        for name, idx in routed.items():
+            bundle = self.bundles[name]
+            scores = bundle.score_files([paths[i] for i in idx], on_file=on_file)
+            for i, s in zip(idx, scores):
+                rows[i] = {"path": str(paths[i]), "group": name, **bundle.verdict(s)}
+        return rows  # type: ignore[return-value]
 
 
 def load_model(path: str | os.PathLike) -> ModelSet:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.errors import BundleError, ParameterError
 from earshot.features.config import FeatureConfig
+from earshot.features.extract import file_log_mel
 
 __all__ = ["Bundle"]
 
@@ -73,7 +75,7 @@ class Bundle(Detector):
 
     def new_session(self, threads: int = 0):
         """A new onnxruntime session on this bundle's model (``threads`` intra-op threads; 0: its default)."""
-        import onnxruntime as ort
+        import onnxruntime as ort  # deferred: a second of start-up that `earshot --help` does not need
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -127,14 +129,29 @@ class Bundle(Detector):
                     out[i] = s.astype(np.float64)
         return out  # type: ignore[return-value]
 
-    def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
-        """Clip scores ``(n_clips,)``: the bundle's aggregate of each clip's window scores."""
-        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X)])
+    def score_samples(self, X: Sequence[np.ndarray], *, session=None) -> np.ndarray:
+        """Clip scores ``(n_clips,)``: the bundle's aggregate of each clip's window scores.
+
+        Clips of one length share ONNX calls (see :meth:`window_scores`).
+        """
+        return np.array([aggregate(w, self.aggregate) for w in self.window_scores(X, session=session)])
+
+    def score_clip(self, logmel: np.ndarray) -> tuple[float, np.ndarray]:
+        """One clip in one ONNX call: its score (the bundle's aggregate) and its window scores.
+
+        The score depends on this clip only, never on which clips share a batch (float32
+        kernels round differently for other batch shapes): what ``earshot score`` (batch) and
+        the service give for a clip.
+        """
+        (windows,) = self.window_scores([logmel])
+        return float(aggregate(windows, self.aggregate)), windows
+
+    def verdict(self, score: float) -> dict[str, Any]:
+        """``score, threshold, is_anomalous`` of a clip score (anomalous when score > threshold)."""
+        return {"score": float(score), "threshold": self.threshold_, "is_anomalous": bool(score > self.threshold_)}
 
     def extract(self, path: str | os.PathLike) -> np.ndarray:
         """Decode one audio file and compute its log-mel ``(n_mels, n_time)`` as in training."""
-        from earshot.features.extract import file_log_mel
-
         return file_log_mel(path, self.features, channel=self.channel, min_frames=self.min_frames)
 
     def score_files(self, paths: Sequence[str | os.PathLike], *,
@@ -172,10 +189,7 @@ class Bundle(Detector):
         session = self._lane_session
 
         def lane(step: list) -> np.ndarray:
-            clips = [self.extract(p) for p in step]
-            return np.array([aggregate(w, self.aggregate) for w in self.window_scores(clips, session=session)])
-
-        from concurrent.futures import ThreadPoolExecutor
+            return self.score_samples([self.extract(p) for p in step], session=session)
 
         out = []
         with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="earshot-lane") as pool:

@@ -152,14 +152,14 @@ def score_batch(task: tuple) -> list[dict[str, Any]]:
             else:
                 logmel = bundle.extract(p)
             # one ONNX call per clip: a verdict depends on its file only, never on which files
-            # share its batch (float32 kernels round differently for other batch shapes)
-            score = float(bundle.score_samples([logmel])[0])
+            # share its batch
+            score, _ = bundle.score_clip(logmel)
         except EarshotError as exc:
             if errors == "raise":
                 raise
             row["error"] = str(exc)
             continue
-        row["score"], row["is_anomalous"] = score, bool(score > bundle.threshold_)
+        row.update(bundle.verdict(score))
     return rows
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from earshot.datasets import Record, discover, group_name
 from earshot.errors import DatasetError
+from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
+from earshot.evaluation.metrics import summarize
 from earshot.pipeline.extract import Progress
 
 __all__ = ["score_files", "evaluation_records", "evaluate"]
@@ -22,23 +25,16 @@ __all__ = ["score_files", "evaluation_records", "evaluate"]
 log = logging.getLogger(__name__)
 
 
-
 def score_files(model, paths: Sequence[str | os.PathLike], *, group: str | None = None,
                 progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Score audio files with a model set; one row per file, in the order given.
+    """Score audio files with a model set; one row per file, in the order given
+    (:meth:`~earshot.bundle.ModelSet.score_files` with progress).
 
     Returns
     -------
     list of dict
         ``path, group, score, threshold, is_anomalous``.
     """
-    routed: dict[str, list[int]] = {}
-    bundles = {}
-    for i, p in enumerate(paths):
-        name, bundle = model.bundle_for(p, group)
-        routed.setdefault(name, []).append(i)
-        bundles[name] = bundle
-    rows: list[dict[str, Any] | None] = [None] * len(paths)
     done = 0
 
     def tick() -> None:
@@ -47,18 +43,7 @@ def score_files(model, paths: Sequence[str | os.PathLike], *, group: str | None 
         if progress:
             progress("scoring", done, len(paths))
 
-    for name, idx in routed.items():
-        bundle = bundles[name]
-        scores = bundle.score_files([paths[i] for i in idx], on_file=tick)
-        for i, s in zip(idx, scores):
-            rows[i] = {
-                "path": str(paths[i]),
-                "group": name,
-                "score": float(s),
-                "threshold": bundle.threshold_,
-                "is_anomalous": bool(s > bundle.threshold_),
-            }
-    return rows  # type: ignore[return-value]
+    return model.score_files(paths, group=group, on_file=tick)
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -104,13 +89,6 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         {...}}`` and the report ``domains: {domain: {"mean", "hmean"}}``
         (:mod:`earshot.evaluation.domains`).
     """
-    from earshot.evaluation.domains import (
-        DOMAIN_DEFINITIONS,
-        domain_summary,
-        group_metrics,
-    )
-    from earshot.evaluation.metrics import summarize
-
     records = discover(Path(data), split_file=split_file)
     per_group, dropped = evaluation_records(model, records)
     if not per_group:

@@ -123,10 +123,8 @@ def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional
     if logmel.shape[1] < bundle.min_frames:
         raise ApiError(422, f"{label}: too short ({len(y) / bundle.features.sr:.3f} s gives {logmel.shape[1]} frames; "
                             f"the model needs at least {bundle.min_frames})")
-    (windows,) = bundle.window_scores([logmel])
-    score = float(aggregate(windows, bundle.aggregate))
-    out: dict[str, Any] = {"model": entry.name, "score": score, "threshold": bundle.threshold_,
-                           "is_anomalous": bool(score > bundle.threshold_)}
+    score, windows = bundle.score_clip(logmel)
+    out: dict[str, Any] = {"model": entry.name, **bundle.verdict(score)}
     if timeline_window_s:
         out["timeline"] = _timeline(windows, bundle, timeline_window_s)
     return out
