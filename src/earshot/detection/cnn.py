@@ -28,7 +28,7 @@ import numpy as np
 from earshot.detection._training import ProgressFn, calibrate, run_epochs, seeded_rng, train_epoch
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.base import TorchGraphDetector, check_int, check_positive
-from earshot.detection.thresholds import ThresholdSpec
+from earshot.detection.thresholds import F1_SPEC, ThresholdSpec, f1_optimal_threshold
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
@@ -36,8 +36,6 @@ __all__ = ["CNNDetector", "stratified_validation_split", "f1_optimal_threshold"]
 
 #: Patches per forward pass when scoring.
 _SCORE_PATCHES = 512
-#: The threshold spec that asks for the F1-optimal threshold on the labelled validation split.
-F1_SPEC = "f1"
 
 
 def _as_store(X: Sequence[np.ndarray], min_time: int) -> FrameStore:
@@ -87,28 +85,6 @@ def stratified_validation_split(y: np.ndarray, fraction: float, rng: np.random.G
     val_idx = np.sort(np.concatenate(val)).astype(np.int64)
     train_idx = np.setdiff1d(np.arange(len(y)), val_idx)
     return train_idx, val_idx
-
-
-def f1_optimal_threshold(y: np.ndarray, scores: np.ndarray) -> float:
-    """The threshold with the best anomaly-class F1 on labelled scores (``score > t``).
-
-    Candidates are the midpoints between consecutive distinct scores (and just below the
-    lowest); ties go to the higher threshold (fewer alarms).
-    """
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(y)
-    levels = np.unique(s)
-    cands = np.concatenate([[levels[0] - 1e-6], (levels[:-1] + levels[1:]) / 2]) if levels.size > 1 else levels - 1e-6
-    best_t, best_f1 = float(cands[0]), -1.0
-    for t in cands:
-        pred = s > t
-        tp = int(np.sum(pred & (y == 1)))
-        fp = int(np.sum(pred & (y == 0)))
-        fn = int(np.sum(~pred & (y == 1)))
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-        if f1 >= best_f1:
-            best_t, best_f1 = float(t), f1
-    return best_t
 
 
 class CNNDetector(TorchGraphDetector):
@@ -231,7 +207,7 @@ class CNNDetector(TorchGraphDetector):
     def _hop(self) -> int:
         return int(self.hop_frames) if self.hop_frames is not None else max(1, int(self.n_frames) // 2)
 
-    def _validate_params(self) -> ThresholdSpec | None:
+    def _validate_params(self) -> ThresholdSpec:
         for name in ("n_frames", "width", "n_blocks", "epochs", "batch_size", "patches_per_clip", "patience"):
             check_int(name, getattr(self, name))
         if self.hop_frames is not None and (not isinstance(self.hop_frames, (int, np.integer)) or self.hop_frames < 1):
@@ -251,9 +227,7 @@ class CNNDetector(TorchGraphDetector):
         if self.class_weight not in ("balanced", "none"):
             raise ParameterError(f"class_weight: expected 'balanced' or 'none', got {self.class_weight!r}")
         parse_aggregate(self.aggregate)
-        if str(self.threshold).strip().lower() == F1_SPEC:
-            return None
-        return ThresholdSpec.parse(self.threshold)
+        return ThresholdSpec.parse(self.threshold, labelled=True)
 
     # ------------------------------------------------------------------ training
     def _build(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
@@ -310,7 +284,7 @@ class CNNDetector(TorchGraphDetector):
         self.train_scores_ = scores[train_idx]
         self.validation_scores_ = scores[val_idx]
         val_normals = val_idx[y[val_idx] == 0]
-        if spec is None:  # F1-optimal, only when asked
+        if spec.method == F1_SPEC:  # F1-optimal, only when asked
             if len(val_idx) and len(np.unique(y[val_idx])) == 2:
                 self.threshold_source_ = "validation-f1"
                 self.threshold_ = f1_optimal_threshold(y[val_idx], scores[val_idx])

@@ -10,6 +10,9 @@ A threshold is named by a spec string (the same in Python, config, CLI and bundl
 ``mean-std:k``     ``mean(scores) + k * std(scores)`` (population std, ``ddof=0``).
 ``max``            The largest training score (AMULET): no normal training clip is flagged.
 ``value:x``        The fixed value ``x``; no scores needed.
+``f1``             Supervised detectors only (``ThresholdSpec.parse(spec, labelled=True)``):
+                   the F1-optimal threshold on labelled scores (:func:`f1_optimal_threshold`),
+                   used only when asked for.
 =================  ============================================================================
 
 A clip is anomalous when ``score > threshold`` (``decision_function = score - threshold``).
@@ -25,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.stats
+import scipy  # noqa: F401 - the package only (light; tests reach scipy.stats through it); scipy.stats is imported when a gamma is fitted
 
 from earshot.errors import ParameterError
 
-__all__ = ["DEFAULT_THRESHOLD", "THRESHOLD_FORMS", "ThresholdSpec", "fit_threshold"]
+__all__ = ["DEFAULT_THRESHOLD", "F1_SPEC", "THRESHOLD_FORMS", "ThresholdSpec", "f1_optimal_threshold",
+           "fit_threshold", "spec_parts"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,9 @@ THRESHOLD_FORMS = (
     "value:x",
 )
 
+#: The spec that asks a supervised detector for the F1-optimal threshold on labelled scores.
+F1_SPEC = "f1"
+
 _METHODS = ("gamma", "percentile", "mean-std", "max", "value")
 _MIN_SCORES = {"gamma": 2, "percentile": 1, "mean-std": 2, "max": 1, "value": 0}
 
@@ -55,10 +62,12 @@ def _bad_spec(received: Any, why: str) -> ParameterError:
 
 
 def _validated(method: Any, param: Any, received: Any) -> float | None:
-    """Check a (method, param) pair; return the param as float (None for max)."""
-    if method not in _METHODS:
+    """Check a (method, param) pair; return the param as float (None for max and f1)."""
+    if method not in _METHODS and method != F1_SPEC:
         raise _bad_spec(received, f"unknown method {method!r}")
-    if method == "max":
+    if method == F1_SPEC and param is not None:
+        raise _bad_spec(received, "'f1' takes no parameter")
+    if method in ("max", F1_SPEC):
         if param is not None:
             raise _bad_spec(received, "'max' takes no parameter")
         return None
@@ -78,6 +87,17 @@ def _validated(method: Any, param: Any, received: Any) -> float | None:
     return value
 
 
+def spec_parts(spec: Any) -> tuple[str, str | None]:
+    """A spec string split at its first ``:``, exactly as written: the method text and the
+    parameter text (None without a ``:``).
+
+    >>> spec_parts("percentile:95"), spec_parts("max")
+    (('percentile', '95'), ('max', None))
+    """
+    method, sep, raw = str(spec).partition(":")
+    return method, (raw if sep else None)
+
+
 def _format_number(value: float) -> str:
     text = repr(float(value))
     return text[:-2] if text.endswith(".0") else text
@@ -89,11 +109,12 @@ class ThresholdSpec:
 
     Parameters
     ----------
-    method : {"gamma", "percentile", "mean-std", "max", "value"}
-        How the threshold is obtained from the normal training scores.
+    method : {"gamma", "percentile", "mean-std", "max", "value", "f1"}
+        How the threshold is obtained from the normal training scores (``f1``: from labelled
+        scores, see :func:`f1_optimal_threshold`).
     param : float or None
         ``q`` for gamma, ``p`` for percentile, ``k`` for mean-std, ``x`` for value; ``None``
-        for max. Validated on construction.
+        for max and f1. Validated on construction.
 
     Examples
     --------
@@ -110,11 +131,11 @@ class ThresholdSpec:
         object.__setattr__(self, "param", _validated(self.method, self.param, received))
 
     @classmethod
-    def parse(cls, spec: str) -> ThresholdSpec:
+    def parse(cls, spec: str, *, labelled: bool = False) -> ThresholdSpec:
         """Read a spec string such as ``"gamma:0.9"``, ``"percentile:95"`` or ``"max"``.
 
         Surrounding blanks and the method's case are ignored; ``gamma`` alone is
-        ``gamma:0.9``.
+        ``gamma:0.9``. ``f1`` is accepted only with ``labelled=True`` (a supervised detector).
 
         Raises
         ------
@@ -126,12 +147,14 @@ class ThresholdSpec:
             return spec
         if not isinstance(spec, str):
             raise _bad_spec(spec, "the spec must be a string")
-        method, sep, raw = spec.strip().partition(":")
+        method, raw = spec_parts(spec.strip())
         method = method.strip().lower()
+        if labelled and method == F1_SPEC and raw is None:
+            return cls(F1_SPEC)
         if method not in _METHODS:
             raise _bad_spec(spec, f"unknown method {method!r}")
         param: float | None = None
-        if sep:
+        if raw is not None:
             raw = raw.strip()
             if method == "max":
                 raise _bad_spec(spec, "'max' takes no parameter")
@@ -184,6 +207,8 @@ def _gamma_quantile(scores: np.ndarray, q: float) -> float | None:
         return None  # no spread: the gamma fit is degenerate
     shift = (hi - lo) - lo if lo <= 0 else 0.0
     data = scores + shift if shift else scores
+    import scipy.stats  # deferred: about 1 s to import, and scoring a clip never fits a threshold
+
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -237,6 +262,8 @@ def fit_threshold(scores: Any, spec: str | ThresholdSpec = DEFAULT_THRESHOLD) ->
     a handful of held-out clips), the two-parameter gamma with loc = 0 is fitted instead.
     """
     parsed = ThresholdSpec.parse(spec)
+    if parsed.method == F1_SPEC:
+        raise ParameterError("threshold: 'f1' needs labelled scores; use f1_optimal_threshold(y, scores)")
     if parsed.method == "value":
         return float(parsed.param)
     arr = _check_scores(scores, parsed)
@@ -258,3 +285,26 @@ def fit_threshold(scores: Any, spec: str | ThresholdSpec = DEFAULT_THRESHOLD) ->
         )
         value = float(np.percentile(arr, 100.0 * q))
     return value
+
+
+def f1_optimal_threshold(y: Any, scores: Any) -> float:
+    """The threshold with the best anomaly-class F1 on labelled scores (``score > t``).
+
+    Candidates are the midpoints between consecutive distinct scores (and just below the
+    lowest); ties go to the higher threshold (fewer alarms). Used only when asked for
+    (``threshold="f1"`` of a supervised detector), and the bundle says so.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(y)
+    levels = np.unique(s)
+    cands = np.concatenate([[levels[0] - 1e-6], (levels[:-1] + levels[1:]) / 2]) if levels.size > 1 else levels - 1e-6
+    best_t, best_f1 = float(cands[0]), -1.0
+    for t in cands:
+        pred = s > t
+        tp = int(np.sum(pred & (y == 1)))
+        fp = int(np.sum(pred & (y == 0)))
+        fn = int(np.sum(~pred & (y == 1)))
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        if f1 >= best_f1:
+            best_t, best_f1 = float(t), f1
+    return best_t
