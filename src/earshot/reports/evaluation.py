@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from earshot._util.fs import atomic_file
+from earshot.detection.thresholds import spec_parts
 from earshot.errors import EarshotError, ParameterError
 
 __all__ = ["write_report", "report_json", "render_html", "METRIC_COLUMNS", "fmt_metric", "fmt_threshold"]
@@ -66,7 +67,8 @@ def describe_method(method: str | None) -> str:
     """A plain-words description of a threshold method string (``gamma:0.9`` ...)."""
     if not method:
         return "unknown method"
-    name, _, arg = str(method).partition(":")
+    name, arg = spec_parts(method)
+    arg = arg or ""
     return {
         "gamma": f"gamma distribution fitted to normal scores, quantile {arg}",
         "percentile": f"{arg}th percentile of normal scores",
