@@ -35,8 +35,12 @@ from typing import Any
 
 import numpy as np
 
+from earshot._util.executors import SerialExecutor, batched, get_executor
+from earshot._util.fs import atomic_file
 from earshot.errors import AudioError, ParameterError
 from earshot.features.config import FeatureConfig
+from earshot.features.extract import file_log_mel
+from earshot.features.store import FrameStore
 
 __all__ = ["ENV", "FEATURE_VERSION", "FeatureCache", "resolve_cache", "file_digest", "prefetch", "feature_reader",
            "map_with_frames"]
@@ -122,21 +126,11 @@ class FeatureCache:
     def _write(self, entry: Path, logmel: np.ndarray, config: FeatureConfig, channel: int | None) -> None:
         folder = entry.parent.parent
         if not (folder / "config.json").exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(folder / "config.json",
-                          json.dumps({"features": config.to_dict(), "channel": channel,
-                                      "feature_version": FEATURE_VERSION}, indent=2).encode())
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{entry.name}.", suffix=".tmp", dir=entry.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(logmel, dtype=np.float32), allow_pickle=False)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, entry)
-        except BaseException:
-            with _suppress_missing():
-                os.remove(tmp)
-            raise
+            with atomic_file(folder / "config.json", "wb", permissions=0o644) as fh:
+                fh.write(json.dumps({"features": config.to_dict(), "channel": channel,
+                                     "feature_version": FEATURE_VERSION}, indent=2).encode())
+        with atomic_file(entry, "wb", permissions=0o644) as fh:
+            np.save(fh, np.ascontiguousarray(logmel, dtype=np.float32), allow_pickle=False)
 
     def log_mel(self, path: str | os.PathLike, config: FeatureConfig, *, channel: int | None = None,
                 min_frames: int = 1) -> np.ndarray:
@@ -154,8 +148,6 @@ class FeatureCache:
     def store(self, path: str | os.PathLike, config: FeatureConfig, *, channel: int | None = None,
               min_frames: int = 1) -> Path:
         """Make sure the features of ``path`` are cached; return the entry's path."""
-        from earshot.features.extract import file_log_mel
-
         entry = self.entry(file_digest(path), config, channel)
         if entry.exists() and self._read(entry, config) is not None:
             self.hits += 1
@@ -173,22 +165,6 @@ class FeatureCache:
         if logmel.shape[1] < min_frames:
             raise _too_short(path or entry, logmel.shape[1], min_frames, config)
         return logmel
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
-
-
-class _suppress_missing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        return exc_type is not None and issubclass(exc_type, FileNotFoundError)
 
 
 def resolve_cache(cache: str | os.PathLike | FeatureCache | bool | None) -> FeatureCache | None:
@@ -237,8 +213,6 @@ def prefetch(paths: Iterable[str | os.PathLike], config: FeatureConfig, *, chann
         ``str(path)`` -> cache entry path. The first file that fails raises its error (the
         same as extracting in order would).
     """
-    from earshot._util.executors import batched
-
     unique = list(dict.fromkeys(str(p) for p in paths))
     tasks = ((batch, config.to_dict(), channel, min_frames, str(cache.root)) for batch in batched(unique, batch_size))
     entries: dict[str, Path] = {}
@@ -264,8 +238,6 @@ class _Reader:
             return self.cache.load(entry, config, path=path, min_frames=min_frames)
         if self.cache is not None:
             return self.cache.log_mel(path, config, channel=channel, min_frames=min_frames)
-        from earshot.features.extract import file_log_mel
-
         return file_log_mel(path, config, channel=channel, min_frames=min_frames)
 
     def close(self) -> None:
@@ -290,15 +262,11 @@ def feature_reader(items: Sequence, config: FeatureConfig, *, channel: int | Non
     items : sequence of path-like or (path, start, stop)
         As :func:`earshot.pipeline.extract_store` takes them.
     """
-    from earshot._util.executors import SerialExecutor, get_executor
-
     cache = resolve_cache(cache)
     ex = get_executor(executor)
     paths = list(dict.fromkeys(str(p[0] if isinstance(p, tuple) else p) for p in items))
     if isinstance(ex, SerialExecutor) or len(paths) <= batch_size:
         if cache is None:
-            from earshot.features.extract import file_log_mel
-
             return file_log_mel
         return _Reader(cache, None)
     tmp = None
@@ -331,8 +299,6 @@ class _MappedFrames:
         self.folder = folder
 
     def open(self):
-        from earshot.features.store import FrameStore
-
         frames = np.load(os.path.join(self.folder, "frames.npy"), mmap_mode="r")
         offsets = np.load(os.path.join(self.folder, "offsets.npy"))
         return FrameStore(frames, offsets)
@@ -358,8 +324,6 @@ def map_with_frames(executor, fn, items: Sequence, *, frames, frames_arg: str = 
         is exhausted or closed); None when ``executor`` resolves to the serial executor, so the
         caller keeps its own in-process loop (with its progress callbacks).
     """
-    from earshot._util.executors import SerialExecutor, get_executor
-
     ex = get_executor(executor)
     if isinstance(ex, SerialExecutor):
         return None

@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from earshot._util.fs import PendingFile
 from earshot.errors import AudioError, ParameterError, ResampleWarning
 
 __all__ = [
@@ -313,7 +313,7 @@ def save(
     *,
     subtype: str = "PCM_16",
 ) -> None:
-    """Write a clip atomically (a temporary file in the same folder, then :func:`os.replace`).
+    """Write a clip atomically (a temporary file in the same folder, renamed when complete).
 
     Parameters
     ----------
@@ -353,18 +353,16 @@ def save(
     if not parent.is_dir():
         raise AudioError(f"{p}: cannot write: folder {parent} does not exist")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+        pending = PendingFile(p)
     except OSError as exc:
         raise AudioError(f"{p}: cannot write ({exc.strerror or exc})") from None
-    os.close(fd)
     try:
-        sf.write(tmp, arr, sr_int, subtype=subtype, format=fmt)
-        os.replace(tmp, p)
+        sf.write(str(pending.tmp), arr, sr_int, subtype=subtype, format=fmt)
+        pending.commit()
     except _SF_ERRORS as exc:
         raise AudioError(f"{p}: cannot write ({_describe(exc)})") from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        pending.discard()
 
 
 def frame_signal(y: np.ndarray, *, frame_length: int, hop_length: int) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from earshot._util.fs import atomic_file
 from earshot._util.validate import check_int
 from earshot.errors import ParameterError
 from earshot.synth._base import name_code
@@ -158,11 +159,9 @@ def synthesize_long(
     write_wav(path, y, truth["sr"])
     truth = {**truth, "path": str(path)}
     sidecar = path.with_name(path.name + ".json")
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(sidecar, "w", encoding="utf-8") as fh:
         json.dump(truth, fh, indent=2)
         fh.write("\n")
-    os.replace(tmp, sidecar)
     logger.info("wrote %s (%s from %.1f s to %.1f s) and %s", path, truth["fault"],
                 truth["fault_start_s"], truth["fault_end_s"], sidecar)
     return truth

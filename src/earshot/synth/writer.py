@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from earshot._util.fs import atomic_file, atomic_path
 from earshot._util.validate import check_int
 from earshot.errors import ParameterError
 from earshot.synth._base import name_code
@@ -143,25 +144,19 @@ def _wav_header(n_samples: int, sr: int) -> bytes:
 
 
 def write_wav(path: Path, y: np.ndarray, sr: int) -> None:
-    """Write mono PCM_16 atomically: a hidden temporary name, then :func:`os.replace`.
+    """Write mono PCM_16 atomically (:func:`~earshot._util.fs.atomic_path`: a hidden temporary name, renamed).
 
     The canonical 44-byte PCM header is written directly (what ``soundfile.write`` writes
     for PCM_16, at a quarter of the cost); files over 4 GB go through soundfile (RF64).
     """
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        pcm = _to_pcm16(y)
+    pcm = _to_pcm16(y)
+    with atomic_path(path) as tmp:
         if 2 * len(pcm) + 36 < 2**32:
             with open(tmp, "wb") as fh:
                 fh.write(_wav_header(len(pcm), sr))
                 fh.write(pcm.astype("<i2", copy=False).tobytes())
         else:
-            sf.write(tmp, pcm, sr, subtype="PCM_16", format="RF64")
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+            sf.write(str(tmp), pcm, sr, subtype="PCM_16", format="RF64")
 
 
 def _run_jobs(root: str, jobs: list[ClipJob]) -> int:
@@ -218,10 +213,8 @@ def _clear_previous(out: Path) -> None:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
-    os.replace(tmp, path)
 
 
 def _remove_tmp_files(out: Path, jobs: Iterable[ClipJob]) -> None:

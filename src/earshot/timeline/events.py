@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot._util.fs import atomic_file
 from earshot.errors import ParameterError
 from earshot.timeline.windows import EVENT_COLUMNS, TIMELINE_COLUMNS, WindowGeometry, WindowScore
 
@@ -411,8 +412,6 @@ def verdict(events: Sequence[Event], *, n_windows: int, n_above: int, threshold:
 
 def write_timeline_csv(path: str | os.PathLike, windows: Iterable[WindowScore], threshold: float) -> None:
     """``start_s, end_s, score, threshold, is_anomalous`` per window, written atomically."""
-    from earshot._util.fs import atomic_file
-
     with atomic_file(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(TIMELINE_COLUMNS)
@@ -423,8 +422,6 @@ def write_timeline_csv(path: str | os.PathLike, windows: Iterable[WindowScore], 
 
 def write_events_csv(path: str | os.PathLike, events: Iterable[Event]) -> None:
     """``start_s, end_s, peak_score, mean_score`` per event, written atomically."""
-    from earshot._util.fs import atomic_file
-
     with atomic_file(path, newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(EVENT_COLUMNS)

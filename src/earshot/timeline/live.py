@@ -5,10 +5,10 @@ audio) and :class:`EventLog` (``--events``, one CSV row per finished event).
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
+from earshot._util.fs import PendingFile
 from earshot.errors import AudioError, EarshotError, ParameterError
+from earshot.timeline.events import Event, EventTracker, event_row
 from earshot.timeline.ring import RingBuffer
 from earshot.timeline.scorer import StreamScorer
-from earshot.timeline.events import Event, EventTracker
-from earshot.timeline.windows import WindowScore
+from earshot.timeline.windows import EVENT_COLUMNS, WindowScore
 
 __all__ = ["Recorder", "EventLog", "MonitorSummary", "monitor"]
 
@@ -37,33 +39,21 @@ class Recorder:
     """
 
     def __init__(self, path: str | os.PathLike, sr: int):
-        import soundfile as sf
-
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.tmp-", suffix=".wav", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(name)
-        self._file = sf.SoundFile(name, "w", samplerate=int(sr), channels=1, subtype="PCM_16", format="WAV")
+        self._pending = PendingFile(self.path, suffix=".wav")
+        self._file = sf.SoundFile(str(self._pending.tmp), "w", samplerate=int(sr), channels=1, subtype="PCM_16",
+                                  format="WAV")
 
     def write(self, x: np.ndarray) -> None:
         self._file.write(np.clip(x, -1.0, 1.0))
 
     def close(self) -> Path:
         self._file.close()
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
-        return self.path
+        return self._pending.commit()
 
     def discard(self) -> None:
         self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        self._pending.discard()
 
 
 class EventLog:
@@ -76,8 +66,6 @@ class EventLog:
     """
 
     def __init__(self, path: str | os.PathLike):
-        from earshot.timeline.windows import EVENT_COLUMNS
-
         self.path = Path(path)
         if self.path.is_dir():
             raise ParameterError(f"--events {self.path}: expected a file name, got a folder")
@@ -90,10 +78,6 @@ class EventLog:
         self._fh = None
 
     def _open(self) -> None:
-        import csv
-
-        from earshot.timeline.windows import EVENT_COLUMNS
-
         if self._fh is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +88,6 @@ class EventLog:
             self._fh.flush()
 
     def write(self, event: Event) -> None:
-        from earshot.timeline.events import event_row
-
         self._open()
         self._writer.writerow(event_row(event))
         self._fh.flush()

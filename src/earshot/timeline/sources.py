@@ -8,8 +8,7 @@ A source has ``sr``, ``start(ring)``, ``stop()`` and ``error`` (an exception rai
 producer thread, re-raised by :func:`earshot.timeline.monitor`), and ``stall_s``: for a device,
 the seconds without a block after which :func:`~earshot.timeline.monitor` gives up on it; None for
 a file (its gaps are its own: one at another rate is decoded whole before its first block).
-sounddevice is imported only when a device is listed, probed or opened; soundfile only when a
-file is read.
+sounddevice (an optional extra) is imported only when a device is listed, probed or opened.
 """
 
 from __future__ import annotations
@@ -23,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from earshot.errors import AudioError, EarshotError, ParameterError
+from earshot.io.audio import info, load
+from earshot.timeline.resample import StreamResampler
 from earshot.timeline.ring import RingBuffer
 
 __all__ = ["FileSource", "DeviceSource", "list_input_devices"]
@@ -72,8 +74,6 @@ class FileSource:
 
     def __init__(self, path: str | os.PathLike, *, sr: int, channel: int | None = None, blocksize: int = 1024,
                  realtime: bool = True):
-        from earshot.io.audio import info
-
         self.path = Path(path)
         self.meta = info(self.path)  # AudioError for a missing, unreadable or truncated file
         if channel is not None and not 0 <= channel < self.meta.channels:
@@ -98,14 +98,10 @@ class FileSource:
     def blocks(self) -> Iterator[np.ndarray]:
         """The file as mono float32 blocks at :attr:`sr` (no pacing)."""
         if self.meta.sr != self.sr:
-            from earshot.io.audio import load
-
             y, _ = load(self.path, sr=self.sr, channel=self.channel)
             for i in range(0, y.size, self.blocksize):
                 yield y[i : i + self.blocksize]
             return
-        import soundfile as sf
-
         try:
             with sf.SoundFile(str(self.path)) as f:
                 while True:
@@ -149,7 +145,7 @@ class FileSource:
 def _sounddevice():
     """Import sounddevice, turning every way it can be missing into one clear line."""
     try:
-        import sounddevice as sd
+        import sounddevice as sd  # deferred: the optional `live` extra, needed only for a device
     except ImportError:
         raise EarshotError("live input needs the sounddevice package: pip install 'earshot[live]' "
                            "(or stream a file with --input FILE)") from None
@@ -282,8 +278,6 @@ class DeviceSource:
         rate = self.device_sr or self.sr
         resampler = None
         if rate != self.sr:
-            from earshot.timeline.resample import StreamResampler
-
             resampler = StreamResampler(rate, self.sr)
         self.resampler = resampler
         blocksize = max(16, int(round(self.blocksize * rate / self.sr)))

@@ -1,14 +1,6 @@
-"""Long recordings: window scores along time, events with hysteresis, a file-level verdict.
-
-numpy only. The pieces, shared by ``earshot detect`` (a whole file) and ``earshot listen``
-(a live stream, through :mod:`earshot.timeline`), so both give the same windows and events:
-
-- :class:`WindowGeometry`: which samples, log-mel frames and model windows make up timeline
-  window ``k`` (``[k * hop, k * hop + window)`` in samples);
-- :func:`resolve_threshold`: the bundle's threshold, moved by ``sensitivity`` or replaced;
-- :class:`EventTracker`: windows in, events out, online (hysteresis, merge gap, minimum
-  duration); :func:`find_events` runs it over a whole timeline;
-- :func:`verdict`: the file-level verdict and the reason for it.
+"""Timeline windows: which samples, log-mel frames and model windows make up timeline window
+``k`` (:class:`WindowGeometry`, ``[k * hop, k * hop + window)`` in samples), one scored window
+(:class:`WindowScore`), and the CSV columns of timelines and events.
 
 How a window is scored: the bundle's graph gives one error per model window (a context window
 of ``n_frames`` frames for the dense autoencoder, a sequence for the LSTM autoencoder) over the
@@ -26,27 +18,16 @@ import logging
 import math
 from dataclasses import dataclass
 
-
 from earshot.errors import ParameterError
 
 __all__ = [
+    "DEFAULT_WINDOW_S",
+    "EVENT_COLUMNS",
+    "TIMELINE_COLUMNS",
     "WindowGeometry",
     "WindowScore",
-    "Event",
-    "EventTracker",
-    "EventSettings",
     "frame_span",
     "model_window_hop",
-    "find_events",
-    "resolve_threshold",
-    "normal_level",
-    "default_release",
-    "event_row",
-    "verdict",
-    "write_timeline_csv",
-    "write_events_csv",
-    "TIMELINE_COLUMNS",
-    "EVENT_COLUMNS",
 ]
 
 log = logging.getLogger(__name__)
