@@ -9,11 +9,11 @@ than one series. Colours come from the Okabe–Ito palette (readable with the co
 colour blindness): normal clips blue, anomalous clips vermillion, unlabelled clips green;
 spectrograms use viridis.
 
-Layout: :mod:`earshot.plots._common` (palette, figure and PNG helpers shared by every picture,
-and by :mod:`earshot.reports.crossval` and :mod:`earshot.plots.timeline`),
-:mod:`earshot.plots.exploration` (pictures of the data) and :mod:`earshot.plots.evaluation`
-(pictures of a model's results). Every name is importable from ``earshot.plots`` as before,
-the private helpers other modules use included.
+Layout: :mod:`earshot.plots._common` (palette, figure and PNG helpers shared by every picture;
+:func:`agg_figure`, :func:`png_bytes` and :func:`hz_label` are public, for the pages of
+:mod:`earshot.reports` that draw their own figures), :mod:`earshot.plots.exploration` (pictures of
+the data), :mod:`earshot.plots.evaluation` (pictures of a model's results) and
+:mod:`earshot.plots.timeline` (the timeline of a long recording).
 """
 
 from __future__ import annotations
@@ -24,19 +24,11 @@ from earshot.plots._common import (
     DPI,
     LABEL_NAMES,
     PlotsUnavailable,
-    _figure,
-    _hz_label,
-    _integer_y,
-    _n,
-    _note,
-    _png,
+    agg_figure,
+    hz_label,
+    png_bytes,
 )
 from earshot.plots.evaluation import (
-    _log_scale,
-    _plain_log_axis,
-    _roc_points,
-    _score_grid,
-    _split,
     confusion_matrix,
     loss_curves,
     roc_curve,
@@ -45,7 +37,6 @@ from earshot.plots.evaluation import (
     threshold_sweep,
 )
 from earshot.plots.exploration import (
-    _envelope,
     channel_energy,
     clip_counts,
     mean_spectrum,
@@ -55,17 +46,24 @@ from earshot.plots.exploration import (
 )
 
 __all__ = [
+    "CMAP",
     "COLORS",
+    "DPI",
+    "LABEL_NAMES",
     "PlotsUnavailable",
+    "agg_figure",
     "channel_energy",
     "clip_counts",
     "confusion_matrix",
+    "hz_label",
     "loss_curves",
     "mean_spectrum",
     "mel_band_centres",
+    "png_bytes",
     "roc_curve",
     "score_histogram",
     "spectrogram_grid",
+    "sweep",
     "threshold_sweep",
     "waveforms",
 ]

@@ -2,8 +2,8 @@
 
 matplotlib is imported inside the functions, with the Agg backend and without pyplot (no global
 figure registry), so importing this module is cheap and memory stays flat however many figures
-are drawn. Other edge modules (:mod:`earshot.reports.crossval`, :mod:`earshot.plots.timeline`) reach
-these helpers through :mod:`earshot.plots`.
+are drawn. The public helpers (:func:`agg_figure`, :func:`png_bytes`, :func:`hz_label`) are also
+what the pages of :mod:`earshot.reports` draw their own figures with, through :mod:`earshot.plots`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ __all__ = [
     "DPI",
     "LABEL_NAMES",
     "PlotsUnavailable",
+    "agg_figure",
+    "hz_label",
+    "png_bytes",
 ]
 
 
@@ -39,14 +42,15 @@ class PlotsUnavailable(EarshotError, ImportError):
     """matplotlib is not installed (``pip install 'earshot[plots]'``)."""
 
 
-def _figure(width: float, height: float, **kwargs):
-    """A new matplotlib Figure on an Agg canvas (no pyplot state)."""
+def agg_figure(width: float, height: float, **kwargs):
+    """A new matplotlib Figure on an Agg canvas (no pyplot state), ``width`` x ``height`` inches."""
     try:
+        # deferred: matplotlib is an optional extra, loaded only when a picture is drawn
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred with matplotlib
+        from matplotlib.figure import Figure  # deferred with matplotlib
     except ImportError as exc:  # pragma: no cover - the dev install has matplotlib
         raise PlotsUnavailable(
             f"pictures need matplotlib, which is not installed ({exc}); pip install 'earshot[plots]'"
@@ -56,7 +60,7 @@ def _figure(width: float, height: float, **kwargs):
     return fig
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     """Render ``fig`` to PNG bytes and free it."""
     buf = io.BytesIO()
     try:
@@ -72,7 +76,7 @@ def _n(count: int, noun: str) -> str:
 
 
 def _integer_y(ax) -> None:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # deferred: matplotlib is optional (see agg_figure)
 
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -84,5 +88,6 @@ def _note(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _hz_label(hz: float) -> str:
+def hz_label(hz: float) -> str:
+    """A frequency as an axis label: ``440``, ``1.5k``."""
     return f"{hz / 1000:.1f}k" if hz >= 1000 else f"{hz:.0f}"

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot.plots._common import COLORS, _figure, _integer_y, _n, _note, _png
+from earshot.evaluation.metrics import roc_points
+from earshot.plots._common import COLORS, _integer_y, _n, _note, agg_figure, png_bytes
 
 __all__ = [
     "confusion_matrix",
@@ -37,7 +38,7 @@ def _log_scale(values: np.ndarray) -> bool:
 
 def _plain_log_axis(ax) -> None:
     """Log x axis with plain numbers (0.5, 1, 2, 5, 10) instead of powers of ten."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator  # deferred: matplotlib is optional (see agg_figure)
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -73,7 +74,7 @@ def score_histogram(
     every = np.concatenate([normal, anomaly, ref, [threshold]])
     log = _log_scale(every)
     bins = _score_grid(every, 41, log, pad=0.01)
-    fig = _figure(8, 3.8)
+    fig = agg_figure(8, 3.8)
     ax = fig.subplots()
     if normal.size:
         ax.hist(normal, bins=bins, color=COLORS["normal"], alpha=0.6, label=f"normal ({_n(normal.size, 'clip')})")
@@ -92,7 +93,7 @@ def score_histogram(
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def sweep(labels: Sequence[int], scores: Sequence[float], thresholds: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,7 +122,7 @@ def threshold_sweep(labels: Sequence[int], scores: Sequence[float], threshold: f
     grid = np.unique(np.r_[_score_grid(every, 600, log), s, threshold])
     r = sweep(labels, s, grid)
     normal, anomaly = _split(labels, s)
-    fig = _figure(10, 6)
+    fig = agg_figure(10, 6)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.step(grid, r["fp"], where="post", color=COLORS["normal"], lw=1.5,
              label=f"false positives\n(of {normal.size} normal)")
@@ -147,20 +148,7 @@ def threshold_sweep(labels: Sequence[int], scores: Sequence[float], threshold: f
         if log:
             _plain_log_axis(ax)
     fig.tight_layout()
-    return _png(fig)
-
-
-def _roc_points(labels, scores) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels)
-    s = np.asarray(scores, dtype=float)
-    order = np.argsort(s, kind="mergesort")[::-1]
-    s, y = s[order], y[order]
-    idx = np.r_[np.flatnonzero(np.diff(s)), y.size - 1]
-    tps = np.cumsum(y == 1)[idx]
-    fps = np.cumsum(y == 0)[idx]
-    fpr = np.r_[0.0, fps / max(fps[-1], 1)]
-    tpr = np.r_[0.0, tps / max(tps[-1], 1)]
-    return fpr, tpr
+    return png_bytes(fig)
 
 
 def roc_curve(
@@ -176,7 +164,7 @@ def roc_curve(
     """ROC curve of the anomaly class with the pAUC region (FPR <= max_fpr) shaded and the
     operating point at the model threshold."""
     normal, anomaly = _split(labels, scores)
-    fig = _figure(5.2, 5)
+    fig = agg_figure(5.2, 5)
     ax = fig.subplots()
     if not normal.size or not anomaly.size:
         missing = "no anomaly clips" if not anomaly.size else "no normal clips"
@@ -185,8 +173,8 @@ def roc_curve(
         ax.set_xlabel("false positive rate (normal clips flagged)")
         ax.set_ylabel("true positive rate (anomalies caught)")
         fig.tight_layout()
-        return _png(fig)
-    fpr, tpr = _roc_points(labels, scores)
+        return png_bytes(fig)
+    fpr, tpr = roc_points(labels, scores, drop_intermediate=False)
     ax.plot([0, 1], [0, 1], color=COLORS["grey"], ls=":", label="chance")
     auc_txt = "" if auc is None else f" (AUC = {auc:.3f})"
     ax.plot(fpr, tpr, color=COLORS["normal"], lw=2, drawstyle="default", label=f"ROC{auc_txt}")
@@ -209,7 +197,7 @@ def roc_curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def confusion_matrix(tp: int, fp: int, tn: int, fn: int, *, title: str) -> bytes:
@@ -217,7 +205,7 @@ def confusion_matrix(tp: int, fp: int, tn: int, fn: int, *, title: str) -> bytes
     m = np.array([[tn, fp], [fn, tp]], dtype=float)
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    fig = _figure(5.6, 4.4)
+    fig = agg_figure(5.6, 4.4)
     ax = fig.subplots()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     names = [["true negatives", "false positives"], ["false negatives", "true positives"]]
@@ -236,7 +224,7 @@ def confusion_matrix(tp: int, fp: int, tn: int, fn: int, *, title: str) -> bytes
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     cb.set_label("share of the true class")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def loss_curves(history: Mapping[str, Any], *, title: str) -> bytes:
@@ -250,7 +238,7 @@ def loss_curves(history: Mapping[str, Any], *, title: str) -> bytes:
     loss = [np.nan if v is None else float(v) for v in history.get("loss", [])]
     val = [np.nan if v is None else float(v) for v in history.get("val_loss", [])]
     best = history.get("best_epoch")
-    fig = _figure(7, 3.6)
+    fig = agg_figure(7, 3.6)
     ax = fig.subplots()
     if not loss:
         _note(ax, "no training history in the model")
@@ -276,4 +264,4 @@ def loss_curves(history: Mapping[str, Any], *, title: str) -> bytes:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from earshot.plots._common import CMAP, COLORS, LABEL_NAMES, _figure, _hz_label, _n, _note, _png
+from earshot.features.mel import mel_filterbank
+from earshot.plots._common import CMAP, COLORS, LABEL_NAMES, _n, _note, agg_figure, hz_label, png_bytes
 
 __all__ = [
     "channel_energy",
@@ -47,7 +48,7 @@ def waveforms(examples: Sequence[Mapping[str, Any]], *, sr: int, title: str) -> 
     title : str
     """
     n = max(1, len(examples))
-    fig = _figure(9, 0.5 + 1.25 * n)
+    fig = agg_figure(9, 0.5 + 1.25 * n)
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
     seen: set[str] = set()
     # one amplitude scale for every row, so loudness compares at a glance
@@ -73,7 +74,7 @@ def waveforms(examples: Sequence[Mapping[str, Any]], *, sr: int, title: str) -> 
     if len(seen) > 1:
         fig.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def spectrogram_grid(
@@ -106,7 +107,7 @@ def spectrogram_grid(
     """
     n = max(1, len(panels))
     nrows = int(np.ceil(n / ncols))
-    fig = _figure(panel_size[0] * ncols + 0.6, 0.6 + panel_size[1] * nrows)
+    fig = agg_figure(panel_size[0] * ncols + 0.6, 0.6 + panel_size[1] * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     top: dict[str, float] = {}  # one colour scale per kind, so panels compare
     for p in panels:
@@ -128,7 +129,7 @@ def spectrogram_grid(
             hz = np.asarray(p["mel_hz"], dtype=float)
             ticks = np.linspace(0, S.shape[0] - 1, 5).round().astype(int)
             ax.set_yticks(ticks + 0.5)
-            ax.set_yticklabels([_hz_label(hz[i]) for i in ticks])
+            ax.set_yticklabels([hz_label(hz[i]) for i in ticks])
             ylabel = "frequency (Hz, mel scale)"
         ax.set_ylabel(ylabel, fontsize=8)
         ax.set_xlabel("time (s)", fontsize=8)
@@ -143,13 +144,11 @@ def spectrogram_grid(
         _note(axes[0], "no clips")
     fig.suptitle(title)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def mel_band_centres(*, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None) -> np.ndarray:
     """Centre frequency (Hz) of each band of earshot's mel filterbank, to label mel axes."""
-    from earshot.features.mel import mel_filterbank
-
     W = mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).toarray()
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     return (W * freqs).sum(axis=1) / np.maximum(W.sum(axis=1), 1e-12)
@@ -170,7 +169,7 @@ def mean_spectrum(
     spectra : mapping
         Label name (``normal``, ``anomaly``, ``unknown``) -> ``(mean_db, std_db, n_clips)``.
     """
-    fig = _figure(8, 4)
+    fig = agg_figure(8, 4)
     ax = fig.subplots()
     x = np.arange(len(mel_hz))
     styles = {"normal": "-", "anomaly": "--", "unknown": ":"}
@@ -182,7 +181,7 @@ def mean_spectrum(
                             label=f"{label} ± 1 std")
     ticks = np.linspace(0, len(mel_hz) - 1, 8).round().astype(int)
     ax.set_xticks(ticks)
-    ax.set_xticklabels([_hz_label(mel_hz[i]) for i in ticks])
+    ax.set_xticklabels([hz_label(mel_hz[i]) for i in ticks])
     ax.set_xlabel("frequency (Hz, mel scale)")
     ax.set_ylabel("log-mel power (dB)")
     ax.set_title(title)
@@ -192,7 +191,7 @@ def mean_spectrum(
     else:
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def channel_energy(energies: Mapping[str, np.ndarray], *, title: str) -> bytes:
@@ -203,7 +202,7 @@ def channel_energy(energies: Mapping[str, np.ndarray], *, title: str) -> bytes:
     energies : mapping
         Label name -> array ``(n_clips, n_channels)`` of RMS levels in dBFS.
     """
-    fig = _figure(8, 3.8)
+    fig = agg_figure(8, 3.8)
     ax = fig.subplots()
     labels = [k for k, v in energies.items() if len(v)]
     n_ch = max((np.asarray(energies[k]).shape[1] for k in labels), default=0)
@@ -227,7 +226,7 @@ def channel_energy(energies: Mapping[str, np.ndarray], *, title: str) -> bytes:
     else:
         _note(ax, "no multichannel clips")
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def clip_counts(counts: Mapping[str, Mapping[str, int]], *, title: str) -> bytes:
@@ -239,7 +238,7 @@ def clip_counts(counts: Mapping[str, Mapping[str, int]], *, title: str) -> bytes
         Group name -> ``{"normal": n, "anomaly": n, "unknown": n}``.
     """
     groups = list(counts)
-    fig = _figure(9, 1.6 + 0.35 * max(1, len(groups)))
+    fig = agg_figure(9, 1.6 + 0.35 * max(1, len(groups)))
     ax = fig.subplots()
     y = np.arange(len(groups))
     left = np.zeros(len(groups))
@@ -254,11 +253,11 @@ def clip_counts(counts: Mapping[str, Mapping[str, int]], *, title: str) -> bytes
     ax.invert_yaxis()
     ax.set_xlabel("clips (count)")
     ax.set_ylabel("machine / id")
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # deferred: matplotlib is optional (see agg_figure)
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)

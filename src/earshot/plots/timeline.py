@@ -1,7 +1,7 @@
 """The timeline picture of a long recording: spectrogram on top, score against threshold below.
 
-An edge module, like :mod:`earshot.plots` (whose figure helpers and colours it uses):
-matplotlib is imported inside the drawing function.
+An edge module, like :mod:`earshot.plots` (whose figure helpers it uses): matplotlib is
+imported only when the figure is drawn.
 The spectrogram comes from :class:`earshot.timeline.SpectrogramSink`, so a file of hours is
 drawn with flat memory.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot.plots._common import agg_figure, hz_label, png_bytes
 from earshot.timeline.events import Event
 from earshot.timeline.windows import WindowScore
 
@@ -61,9 +62,7 @@ def timeline_figure(
     truth : sequence of (start_s, end_s), optional
         Known fault times (synthetic data), drawn as a green bar above the scores.
     """
-    from earshot.plots import _figure, _hz_label, _png
-
-    fig = _figure(11.0, 6.6)
+    fig = agg_figure(11.0, 6.6)
     gs = fig.add_gridspec(2, 2, height_ratios=[1.0, 1.15], width_ratios=[1.0, 0.018], hspace=0.08, wspace=0.02)
     ax_s = fig.add_subplot(gs[0, 0])
     ax_t = fig.add_subplot(gs[1, 0], sharex=ax_s)
@@ -82,7 +81,7 @@ def timeline_figure(
         if mel_hz is not None:
             ticks = np.linspace(0, S.shape[0] - 1, 5).round().astype(int)
             ax_s.set_yticks(ticks + 0.5)
-            ax_s.set_yticklabels([_hz_label(float(mel_hz[i])) for i in ticks])
+            ax_s.set_yticklabels([hz_label(float(mel_hz[i])) for i in ticks])
             ax_s.set_ylabel("frequency (Hz)", fontsize=9)
         else:
             ax_s.set_ylabel("mel band", fontsize=9)
@@ -130,4 +129,4 @@ def timeline_figure(
         fig.text(0.07, 0.012, "verdict: " + verdict["reason"], fontsize=8, ha="left", va="bottom", wrap=True)
     fig.suptitle(head, fontsize=11, x=0.01, ha="left")
     fig.subplots_adjust(left=0.07, right=0.95, top=0.91, bottom=0.17)
-    return _png(fig)
+    return png_bytes(fig)

@@ -7,6 +7,8 @@ the per-fold tables (training, validation and test clip counts, metrics, thresho
 definitions — plus ``cv.json``. Images are inline PNG data URIs (no network needed).
 
 An edge module (matplotlib through :mod:`earshot.plots` helpers); nothing in the core imports it.
+The comparison page of ``earshot evaluate MODEL MODEL... DATA`` (:func:`write_compare_report`)
+lives here too.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from earshot import __version__
 from earshot.errors import ParameterError
-from earshot.reports.evaluation import _CSS, _b64, fmt_metric, fmt_threshold, report_folder, write_page
+from earshot.evaluation.metrics import roc_points, to_jsonable
+from earshot.plots import COLORS, agg_figure, png_bytes
+from earshot.reports.domain_tables import domain_section
+from earshot.reports.format import fmt_metric, fmt_signed, fmt_threshold
+from earshot.reports.html import CSS, b64_png, report_folder, write_page
 
 __all__ = ["write_cv_report", "render_cv_html", "cv_json", "auc_by_group_figure", "write_compare_report",
            "render_compare_html", "compare_roc_figure"]
@@ -33,19 +40,15 @@ _SCHEME_ORDER = ("random", "leave-one-out")
 
 def cv_json(result: dict[str, Any]) -> str:
     """The cross-validation result as JSON text (NaN as null)."""
-    from earshot.evaluation.metrics import to_jsonable
-
     return json.dumps(to_jsonable(result), indent=2)
 
 
 def auc_by_group_figure(result: dict[str, Any]) -> bytes:
     """Grouped bars: AUC of each group under each scheme, with the chance level."""
-    from earshot.plots import COLORS, _figure, _png
-
     groups = list(result["by_group"])
     schemes = [s for s in _SCHEME_ORDER if s in result["schemes"]]
     colours = {"random": COLORS["extra"], "leave-one-out": COLORS["normal"]}
-    fig = _figure(max(8.0, 3.5 + 0.9 * len(groups)), 4.2)
+    fig = agg_figure(max(8.0, 3.5 + 0.9 * len(groups)), 4.2)
     ax = fig.subplots()
     width = 0.8 / max(1, len(schemes))
     x = np.arange(len(groups))
@@ -63,7 +66,7 @@ def auc_by_group_figure(result: dict[str, Any]) -> bytes:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _cells(m: dict[str, Any] | None) -> str:
@@ -84,12 +87,8 @@ def _side_by_side(result: dict[str, Any]) -> str:
     if result.get("gap"):
         rows.append("<tr class='summary' data-scheme='gap'><td class='name'>gap</td><td class='name'>random minus "
                     "leave-one-out (pooled)</td>"
-                    + "".join(f"<td data-key='{k}'>{_signed(result['gap'].get(k))}</td>" for k, _ in METRICS) + "</tr>")
+                    + "".join(f"<td data-key='{k}'>{fmt_signed(result['gap'].get(k))}</td>" for k, _ in METRICS) + "</tr>")
     return f"<table id='side-by-side'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _signed(v: Any) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:+.3f}"
 
 
 def _by_group(result: dict[str, Any]) -> str:
@@ -130,8 +129,6 @@ def _folds_table(scheme: str, sc: dict[str, Any]) -> str:
 
 def render_cv_html(result: dict[str, Any]) -> str:
     """The cross-validation page as one HTML string (images inline)."""
-    from earshot import __version__
-
     e = html.escape
     if not result.get("schemes"):
         raise ParameterError("result: expected at least one cross-validation scheme, got none")
@@ -140,7 +137,7 @@ def render_cv_html(result: dict[str, Any]) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>earshot cross-validation: {e(result['model'])}</title><style>{_CSS}</style></head><body>",
+        f"<title>earshot cross-validation: {e(result['model'])}</title><style>{CSS}</style></head><body>",
         "<header id='top'><h1>earshot cross-validation report</h1>",
         f"<p class='meta'>model <code>{e(result['model'])}</code> on <code>{e(result['data'])}</code> · by "
         f"{e(result['by'])} · {result['n_clips']} labelled clips · seed {result['seed']} · written {created} by "
@@ -157,7 +154,7 @@ def render_cv_html(result: dict[str, Any]) -> str:
     parts.append(_side_by_side(result))
     parts.append("<h3>Per group</h3>" + _by_group(result))
     try:
-        parts.append(f"<figure><img src='{_b64(auc_by_group_figure(result))}' alt='AUC per group'>"
+        parts.append(f"<figure><img src='{b64_png(auc_by_group_figure(result))}' alt='AUC per group'>"
                      "<figcaption>AUC on each group's clips: scored by models that heard other clips of the same "
                      "machine (random split) or never heard that machine (leave-one-out). The dotted line is "
                      "chance.</figcaption></figure>")
@@ -191,11 +188,9 @@ def write_cv_report(result: dict[str, Any], out_dir: str | os.PathLike) -> Path:
 # ---------------------------------------------------------------------- model comparison
 def compare_roc_figure(result: dict[str, Any]) -> bytes:
     """ROC curves of every compared model per group on the common clips (one panel per group, up to 6)."""
-    from earshot.plots import _figure, _png, _roc_points
-
     palette = ("#0072B2", "#D55E00", "#009E73", "#E69F00", "#CC79A7", "#56B4E9")
     groups = list(result["groups"])[:6]
-    fig = _figure(4.0 * min(3, len(groups)), 3.8 * ((len(groups) + 2) // 3))
+    fig = agg_figure(4.0 * min(3, len(groups)), 3.8 * ((len(groups) + 2) // 3))
     axes = np.atleast_1d(fig.subplots((len(groups) + 2) // 3, min(3, len(groups)), squeeze=False)).ravel()
     for ax, g in zip(axes, groups):
         clips = [c for c in result["clips"] if c["group"] == g]
@@ -204,7 +199,7 @@ def compare_roc_figure(result: dict[str, Any]) -> bytes:
         for colour, name in zip(palette, result["models"]):
             auc = result["groups"][g][name].get("auc")
             if len(np.unique(y)) == 2:
-                fpr, tpr = _roc_points(y, [c["scores"][name] for c in clips])
+                fpr, tpr = roc_points(y, [c["scores"][name] for c in clips], drop_intermediate=False)
                 ax.plot(fpr, tpr, color=colour, lw=2, label=f"{name} (AUC {fmt_metric(auc)})")
         ax.set_title(g)
         ax.set_xlabel("false positive rate")
@@ -214,13 +209,11 @@ def compare_roc_figure(result: dict[str, Any]) -> bytes:
     for ax in axes[len(groups):]:
         ax.set_axis_off()
     fig.tight_layout()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def render_compare_html(result: dict[str, Any]) -> str:
     """The comparison page (what :func:`earshot.pipeline.compare.compare_models` returns) as one HTML string."""
-    from earshot import __version__
-
     e = html.escape
     names = result["models"]
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -239,7 +232,7 @@ def render_compare_html(result: dict[str, Any]) -> str:
                         f"<td class='name'>{e(n)}</td>{_cells(result[label][n])}" + "<td></td>" * 5 + "</tr>")
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>earshot model comparison</title><style>{_CSS}</style></head><body>",
+        f"<title>earshot model comparison</title><style>{CSS}</style></head><body>",
         "<header id='top'><h1>earshot model comparison</h1>",
         f"<p class='meta'>{len(names)} models on <code>{e(result['data'])}</code> · the same {result['n_clips']} "
         f"clips ({result['n_normal']} normal, {result['n_anomaly']} anomaly) · written {created} by earshot "
@@ -248,11 +241,9 @@ def render_compare_html(result: dict[str, Any]) -> str:
         f"<table id='compare-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>",
     ]
     if result.get("domains"):
-        from earshot.reports.evaluation import _domain_section
-
-        parts.append(_domain_section(result["groups"], result["domains"], names))
+        parts.append(domain_section(result["groups"], result["domains"], names))
     try:
-        parts.append(f"<figure><img src='{_b64(compare_roc_figure(result))}' alt='ROC curves'><figcaption>ROC curves "
+        parts.append(f"<figure><img src='{b64_png(compare_roc_figure(result))}' alt='ROC curves'><figcaption>ROC curves "
                      "of every model on the same clips, per group.</figcaption></figure>")
     except ImportError:
         parts.append("<p class='missing'>no picture: matplotlib is not installed</p>")

@@ -11,7 +11,9 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["DOMAIN_COLUMNS", "domain_rows", "domain_table_html"]
+from earshot.reports.format import fmt_metric
+
+__all__ = ["DOMAIN_COLUMNS", "domain_rows", "domain_section", "domain_table_html"]
 
 #: (key, heading) of the per-model columns.
 DOMAIN_COLUMNS = (("auc", "AUC"), ("pauc", "pAUC"), ("auc_within", "AUC within"), ("f1", "F1"),
@@ -51,8 +53,6 @@ def domain_rows(groups: Mapping[str, Mapping[str, Any]], summaries: Mapping[str,
 
 
 def _cell(m: Mapping[str, Any] | None, model: str, key: str) -> str:
-    from earshot.reports.evaluation import fmt_metric
-
     if m is None or key not in m:  # hmean rows have no auc_within / false-alarm mean
         return "<td></td>"
     return f"<td data-model='{html.escape(model)}' data-key='{key}'>{fmt_metric(m.get(key))}</td>"
@@ -77,3 +77,14 @@ def domain_table_html(rows, models: list[str], *, table_id: str = "domain-table"
                     + "".join(_cell(cells.get(n), n, k) for n in models for k, _ in DOMAIN_COLUMNS) + counts + "</tr>")
     return (f"<div style='overflow-x:auto'><table id='{table_id}'><thead>{head}</thead><tbody>{''.join(body)}"
             "</tbody></table></div>")
+
+
+def domain_section(groups, summaries, models: list[str]) -> str:
+    """The "source and target domains" section (DCASE 2022+ per-domain AUC) of the evaluation and
+    comparison pages; arguments as :func:`domain_rows`."""
+    rows = domain_rows(groups, summaries, models)
+    return ("<section id='domains'><h2>Source and target domains</h2><p>Per domain, as DCASE 2022-2024 count "
+            "it: the AUC and pAUC of the domain's normal clips against every anomalous clip of the group (a "
+            "detector whose scores rise for all target clips loses here); AUC within: against the domain's own "
+            "anomalies only; F1 and false alarms at the model's one threshold on the domain's clips.</p>"
+            + domain_table_html(rows, models) + "</section>")

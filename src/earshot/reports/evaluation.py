@@ -13,21 +13,21 @@ An edge module: it uses :mod:`earshot.plots` (matplotlib); nothing in the core i
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
 import json
-import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from earshot._util.fs import atomic_file
+from earshot import __version__, plots
 from earshot.detection.thresholds import spec_parts
 from earshot.errors import EarshotError, ParameterError
+from earshot.evaluation.metrics import to_jsonable
+from earshot.features.extract import file_log_mel
+from earshot.reports.domain_tables import domain_section
+from earshot.reports.format import fmt_metric, fmt_threshold, is_finite_number
+from earshot.reports.html import CSS, b64_png, report_folder, slug, write_page
 
 __all__ = ["write_report", "report_json", "render_html", "METRIC_COLUMNS", "fmt_metric", "fmt_threshold"]
 
@@ -47,20 +47,6 @@ _SOURCES = {
     "validation-f1": "F1-optimal on the labelled validation split (asked for with --threshold f1)",
     "train-f1": "F1-optimal on the labelled training clips (asked for with --threshold f1)",
 }
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(float(value))
-
-
-def fmt_metric(value: Any) -> str:
-    """A metric as printed in the table: 3 decimals, ``n/a`` when undefined."""
-    return f"{float(value):.3f}" if _finite(value) else "n/a"
-
-
-def fmt_threshold(value: Any) -> str:
-    """A threshold as printed: 4 significant digits."""
-    return f"{float(value):.4g}" if _finite(value) else "n/a"
 
 
 def describe_method(method: str | None) -> str:
@@ -97,25 +83,12 @@ def missing_classes(group: dict[str, Any]) -> list[str]:
 
 def report_json(report: dict[str, Any]) -> str:
     """The report as JSON text, exactly as ``earshot evaluate --json`` writes it."""
-    from earshot.evaluation.metrics import to_jsonable
-
     return json.dumps(to_jsonable(report), indent=2)
 
 
 # ---------------------------------------------------------------------- pictures of one group
-def _b64(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def _slug(group: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", group).strip("-") or "group"
-
-
 def _top_clips(name: str, group: dict[str, Any], bundle, k: int, rel) -> tuple[list[dict], bytes | None, list[str]]:
     """The ``k`` highest-scoring clips and one figure of their log-mel spectrograms."""
-    from earshot import plots
-    from earshot.features.extract import file_log_mel
-
     clips = sorted(group.get("clips", []), key=lambda c: c["score"], reverse=True)[:k]
     f = bundle.features
     mel_hz = plots.mel_band_centres(sr=f.sr, n_fft=f.n_fft, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax)
@@ -140,8 +113,6 @@ def _top_clips(name: str, group: dict[str, Any], bundle, k: int, rel) -> tuple[l
 
 
 def _group_figures(name: str, g: dict[str, Any], bundle) -> dict[str, bytes]:
-    from earshot import plots
-
     clips = g.get("clips", [])
     labels = [c["label"] for c in clips]
     scores = [c["score"] for c in clips]
@@ -155,8 +126,8 @@ def _group_figures(name: str, g: dict[str, Any], bundle) -> dict[str, bytes]:
         "hist": plots.score_histogram(labels, scores, thr, reference=ref, reference_label=ref_label,
                                       title=f"{name}: anomaly scores of the evaluation clips"),
         "sweep": plots.threshold_sweep(labels, scores, thr, title=f"{name}: errors and metrics against the threshold"),
-        "roc": plots.roc_curve(labels, scores, thr, auc=g.get("auc") if _finite(g.get("auc")) else None,
-                               pauc=g.get("pauc") if _finite(g.get("pauc")) else None,
+        "roc": plots.roc_curve(labels, scores, thr, auc=g.get("auc") if is_finite_number(g.get("auc")) else None,
+                               pauc=g.get("pauc") if is_finite_number(g.get("pauc")) else None,
                                max_fpr=float(g.get("max_fpr") or 0.1), title=f"{name}: ROC curve"),
         "confusion": plots.confusion_matrix(int(g["tp"]), int(g["fp"]), int(g["tn"]), int(g["fn"]),
                                             title=f"{name}: confusion matrix at threshold {thr:.4g}"),
@@ -168,24 +139,8 @@ def _group_figures(name: str, g: dict[str, Any], bundle) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------------- HTML
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;
-color:#222;padding:0 1em;line-height:1.4}
-h1{font-size:1.7em;margin-bottom:.2em}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2.2em}
-h3{margin-top:1.6em}
-table{border-collapse:collapse;font-size:.88em;margin:1em 0}
-th,td{border:1px solid #ccc;padding:.3em .5em;text-align:right;vertical-align:top}
-th{background:#f2f2f2}td.name,th.name{text-align:left}td.text{text-align:left;font-size:.92em}
-tr.summary td{background:#f7f7f7;font-weight:600}
-img{max-width:100%;display:block;margin:.6em 0}
-.missing{color:#a04000}.meta{color:#555}code{background:#f4f4f4;padding:0 .2em;word-break:break-all}
-nav ul{columns:2;font-size:.92em}.pair{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
-.pair figure{margin:0;flex:1 1 420px}figcaption{font-size:.88em;color:#444}
-"""
-
-
 def _img(png: bytes, alt: str, caption: str) -> str:
-    return (f"<figure><img src='{_b64(png)}' alt='{html.escape(alt)}'>"
+    return (f"<figure><img src='{b64_png(png)}' alt='{html.escape(alt)}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -199,13 +154,13 @@ def _metrics_table(report: dict[str, Any], sources: dict[str, str]) -> str:
         cells = []
         for key, _ in METRIC_COLUMNS:
             v = g.get(key)
-            why = "" if _finite(v) else f" title='{e('; '.join(missing_classes(g)) or 'undefined')}'"
+            why = "" if is_finite_number(v) else f" title='{e('; '.join(missing_classes(g)) or 'undefined')}'"
             cells.append(f"<td data-key='{key}'{why}>{fmt_metric(v)}</td>")
         cells += [f"<td data-key='{key}'>{int(g.get(key, 0))}</td>" for key, _ in COUNT_COLUMNS]
         cells.append(f"<td data-key='threshold'>{fmt_threshold(g.get('threshold'))}</td>")
         cells.append(f"<td class='text' data-key='threshold_how'>{e(str(g.get('threshold_method')))}: "
                      f"{e(describe_method(g.get('threshold_method')))}; {e(sources[name])}</td>")
-        rows.append(f"<tr data-group='{e(name)}'><td class='name'><a href='#group-{_slug(name)}'>{e(name)}</a></td>"
+        rows.append(f"<tr data-group='{e(name)}'><td class='name'><a href='#group-{slug(name)}'>{e(name)}</a></td>"
                     + "".join(cells) + "</tr>")
     n_blank = len(COUNT_COLUMNS) + 2
     for key, label in (("mean", "mean (arithmetic)"), ("hmean", "harmonic mean")):
@@ -216,23 +171,9 @@ def _metrics_table(report: dict[str, Any], sources: dict[str, str]) -> str:
     return f"<table id='metrics-table'><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _domain_section(groups, summaries, models: list[str]) -> str:
-    """The "source and target domains" section (DCASE 2022+ per-domain AUC), shared with the comparison page."""
-    from earshot.reports.domain_tables import domain_rows, domain_table_html
-
-    rows = domain_rows(groups, summaries, models)
-    return ("<section id='domains'><h2>Source and target domains</h2><p>Per domain, as DCASE 2022-2024 count "
-            "it: the AUC and pAUC of the domain's normal clips against every anomalous clip of the group (a "
-            "detector whose scores rise for all target clips loses here); AUC within: against the domain's own "
-            "anomalies only; F1 and false alarms at the model's one threshold on the domain's clips.</p>"
-            + domain_table_html(rows, models) + "</section>")
-
-
 def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None = None,
                 top_k: int = TOP_K) -> str:
     """The report page as one HTML string (images inline)."""
-    from earshot import __version__
-
     e = html.escape
     groups = report.get("groups") or {}
     if not groups:
@@ -259,7 +200,7 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-        f"<title>earshot evaluation: {e(str(model_path))}</title><style>{_CSS}</style></head><body>",
+        f"<title>earshot evaluation: {e(str(model_path))}</title><style>{CSS}</style></head><body>",
         "<header id='top'><h1>earshot evaluation report</h1>",
         f"<p class='meta'>model <code>{e(str(model_path))}</code>"
         + (f" on data <code>{e(str(root))}</code>" if root is not None else "")
@@ -270,7 +211,7 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
     if report.get("domains"):
         toc.append("<li><a href='#domains'>Source and target domains</a></li>")
     toc.append("<li><a href='#definitions'>Definitions</a></li>")
-    toc += [f"<li><a href='#group-{_slug(n)}'>{e(n)}</a></li>" for n in groups]
+    toc += [f"<li><a href='#group-{slug(n)}'>{e(n)}</a></li>" for n in groups]
     parts += toc + ["</ul></nav>"]
 
     # metrics
@@ -287,7 +228,7 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
         parts.append("<ul id='notes' class='missing'>" + "".join(notes) + "</ul>")
     parts.append("</section>")
     if report.get("domains"):
-        parts.append(_domain_section({n: {"model": g} for n, g in groups.items()}, {"model": report["domains"]},
+        parts.append(domain_section({n: {"model": g} for n, g in groups.items()}, {"model": report["domains"]},
                                      ["model"]))
 
     # definitions
@@ -301,63 +242,70 @@ def render_html(report: dict[str, Any], model, *, data: str | os.PathLike | None
 
     # groups
     for name, g in groups.items():
-        slug = _slug(name)
-        bundle = bundles.get(name)
-        parts.append(f"<section id='group-{slug}' class='group'><h2>{e(name)}</h2>")
-        parts.append(
-            f"<p>{int(g.get('n_normal', 0))} normal and {int(g.get('n_anomaly', 0))} anomaly clips. "
-            f"Threshold {fmt_threshold(g.get('threshold'))} — {e(str(g.get('threshold_method')))} "
-            f"({e(describe_method(g.get('threshold_method')))}), {e(sources[name])}. "
-            f"AUC {fmt_metric(g.get('auc'))}, pAUC {fmt_metric(g.get('pauc'))}, precision "
-            f"{fmt_metric(g.get('precision'))}, recall {fmt_metric(g.get('recall'))}, F1 {fmt_metric(g.get('f1'))}.</p>")
-        for t in missing_classes(g):
-            parts.append(f"<p class='missing'>{e(t)}</p>")
-        choice = g.get("auto_choice")
-        if choice:  # --model auto: which detector this group got, and why (chosen on training normals only)
-            parts.append(f"<p class='auto-choice'><b>auto chose {e(str(choice.get('chosen')))}</b>: "
-                         f"{e(str(choice.get('reason') or ''))}</p>")
-        figs = _group_figures(name, g, bundle)
-        fitted_on = bool(bundle is not None and bundle.manifest.get("fitted", {}).get("calibration_scores"))
-        parts.append(f"<section id='hist-{slug}'><h3>Score histograms</h3>"
-                     + _img(figs["hist"], f"{name} score histogram",
-                            "Anomaly scores of normal and anomalous evaluation clips; the dashed line is the model's "
-                            "threshold" + (", the grey outline the normal scores it was fitted on." if fitted_on else "."))
-                     + "</section>")
-        parts.append(f"<section id='sweep-{slug}'><h3>Threshold sweep</h3>"
-                     + _img(figs["sweep"], f"{name} threshold sweep",
-                            "What another threshold would have given on these clips: false positives and false "
-                            "negatives (top), precision, recall and F1 of the anomaly class (bottom). The model's "
-                            "threshold was not chosen from these labels.") + "</section>")
-        parts.append(f"<div class='pair'><section id='roc-{slug}'><h3>ROC curve</h3>"
-                     + _img(figs["roc"], f"{name} ROC",
-                            "True against false positive rate over every threshold; the shaded area is the pAUC "
-                            "region, the dot the model's operating point.") + "</section>")
-        parts.append(f"<section id='confusion-{slug}'><h3>Confusion matrix</h3>"
-                     + _img(figs["confusion"], f"{name} confusion matrix",
-                            "Counts at the model's threshold; the percentage is the share of the true class.")
-                     + "</section></div>")
-        parts.append(_top_section(name, slug, g, bundle, top_k, rel))
-        parts.append(f"<section id='training-{slug}'><h3>Training</h3>")
-        if "training" in figs:
-            hist = bundle.manifest["fitted"]["history"]
-            has_val = any(v is not None for v in hist.get("val_loss", []))
-            held_out = "a held-out validation split" if bundle.manifest["model"]["kind"] == "cnn" else "held-out normal clips"
-            caption = (f"Loss on the training clips and val_loss on {held_out} per epoch; the weights of "
-                       f"epoch {hist.get('best_epoch')} (lowest val_loss) were kept." if has_val else
-                       "Loss on the training clips per epoch (too few clips to hold any out: no val_loss); the "
-                       "weights of the last epoch were kept.")
-            parts.append(_img(figs["training"], f"{name} loss curves", caption))
-        else:
-            parts.append("<p class='missing'>no training history in the model.</p>")
-        parts.append("</section></section>")
+        parts += _group_section(name, g, bundles.get(name), sources[name], top_k, rel)
     parts.append("<footer><p class='meta'>The same numbers are in <code>report.json</code>. "
                  "<a href='#top'>back to top</a></p></footer></body></html>")
     return "\n".join(parts)
 
 
-def _top_section(name: str, slug: str, g: dict[str, Any], bundle, top_k: int, rel) -> str:
+def _group_section(name: str, g: dict[str, Any], bundle, source: str, top_k: int, rel) -> list[str]:
+    """The parts of one group's section: numbers, pictures, most anomalous clips, training."""
     e = html.escape
-    out = [f"<section id='top-{slug}'><h3>Most anomalous clips</h3>"]
+    anchor = slug(name)
+    parts: list[str] = []
+    parts.append(f"<section id='group-{anchor}' class='group'><h2>{e(name)}</h2>")
+    parts.append(
+        f"<p>{int(g.get('n_normal', 0))} normal and {int(g.get('n_anomaly', 0))} anomaly clips. "
+        f"Threshold {fmt_threshold(g.get('threshold'))} — {e(str(g.get('threshold_method')))} "
+        f"({e(describe_method(g.get('threshold_method')))}), {e(source)}. "
+        f"AUC {fmt_metric(g.get('auc'))}, pAUC {fmt_metric(g.get('pauc'))}, precision "
+        f"{fmt_metric(g.get('precision'))}, recall {fmt_metric(g.get('recall'))}, F1 {fmt_metric(g.get('f1'))}.</p>")
+    for t in missing_classes(g):
+        parts.append(f"<p class='missing'>{e(t)}</p>")
+    choice = g.get("auto_choice")
+    if choice:  # --model auto: which detector this group got, and why (chosen on training normals only)
+        parts.append(f"<p class='auto-choice'><b>auto chose {e(str(choice.get('chosen')))}</b>: "
+                     f"{e(str(choice.get('reason') or ''))}</p>")
+    figs = _group_figures(name, g, bundle)
+    fitted_on = bool(bundle is not None and bundle.manifest.get("fitted", {}).get("calibration_scores"))
+    parts.append(f"<section id='hist-{anchor}'><h3>Score histograms</h3>"
+                 + _img(figs["hist"], f"{name} score histogram",
+                        "Anomaly scores of normal and anomalous evaluation clips; the dashed line is the model's "
+                        "threshold" + (", the grey outline the normal scores it was fitted on." if fitted_on else "."))
+                 + "</section>")
+    parts.append(f"<section id='sweep-{anchor}'><h3>Threshold sweep</h3>"
+                 + _img(figs["sweep"], f"{name} threshold sweep",
+                        "What another threshold would have given on these clips: false positives and false "
+                        "negatives (top), precision, recall and F1 of the anomaly class (bottom). The model's "
+                        "threshold was not chosen from these labels.") + "</section>")
+    parts.append(f"<div class='pair'><section id='roc-{anchor}'><h3>ROC curve</h3>"
+                 + _img(figs["roc"], f"{name} ROC",
+                        "True against false positive rate over every threshold; the shaded area is the pAUC "
+                        "region, the dot the model's operating point.") + "</section>")
+    parts.append(f"<section id='confusion-{anchor}'><h3>Confusion matrix</h3>"
+                 + _img(figs["confusion"], f"{name} confusion matrix",
+                        "Counts at the model's threshold; the percentage is the share of the true class.")
+                 + "</section></div>")
+    parts.append(_top_section(name, anchor, g, bundle, top_k, rel))
+    parts.append(f"<section id='training-{anchor}'><h3>Training</h3>")
+    if "training" in figs:
+        hist = bundle.manifest["fitted"]["history"]
+        has_val = any(v is not None for v in hist.get("val_loss", []))
+        held_out = "a held-out validation split" if bundle.manifest["model"]["kind"] == "cnn" else "held-out normal clips"
+        caption = (f"Loss on the training clips and val_loss on {held_out} per epoch; the weights of "
+                   f"epoch {hist.get('best_epoch')} (lowest val_loss) were kept." if has_val else
+                   "Loss on the training clips per epoch (too few clips to hold any out: no val_loss); the "
+                   "weights of the last epoch were kept.")
+        parts.append(_img(figs["training"], f"{name} loss curves", caption))
+    else:
+        parts.append("<p class='missing'>no training history in the model.</p>")
+    parts.append("</section></section>")
+    return parts
+
+
+def _top_section(name: str, anchor: str, g: dict[str, Any], bundle, top_k: int, rel) -> str:
+    e = html.escape
+    out = [f"<section id='top-{anchor}'><h3>Most anomalous clips</h3>"]
     if bundle is None or not g.get("clips"):
         out.append("<p class='missing'>no clips to show.</p></section>")
         return "".join(out)
@@ -406,21 +354,3 @@ def write_report(report: dict[str, Any], model, out_dir: str | os.PathLike, *,
         raise ParameterError(f"top_k: expected an integer >= 1, got {top_k!r}")
     out = report_folder(out_dir)
     return write_page(out, "report", render_html(report, model, data=data, top_k=top_k), report_json(report))
-
-
-def report_folder(out_dir: str | os.PathLike) -> Path:
-    """``out_dir`` as a Path, refused (one line) when it is a file: check it before rendering."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"--report {out}: expected a folder, got a file")
-    return out
-
-
-def write_page(out: Path, stem: str, page: str, text: str) -> Path:
-    """Write ``out/<stem>.json`` then ``out/<stem>.html``, each complete or not at all; return the HTML path."""
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out / f"{stem}.json", encoding="utf-8") as fh:
-        fh.write(text)
-    with atomic_file(out / f"{stem}.html", encoding="utf-8") as fh:
-        fh.write(page)
-    return out / f"{stem}.html"

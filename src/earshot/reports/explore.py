@@ -11,7 +11,6 @@ An edge module: it uses :mod:`earshot.plots` (matplotlib) and nothing in the cor
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import math
@@ -22,10 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
 
+from earshot import plots
 from earshot._util.fs import atomic_file
 from earshot.datasets import Record, discover, group_name
 from earshot.errors import AudioError, EarshotError, ParameterError
+from earshot.features.config import FeatureConfig
+from earshot.features.mel import log_mel, power_spectrogram
+from earshot.io.audio import info, resample
+from earshot.reports.explore_page import index_html
+from earshot.reports.html import file_slug
 
 __all__ = ["explore", "check_clip", "CLIP_LEVEL", "SILENCE_PEAK"]
 
@@ -48,11 +54,6 @@ def _dbfs(x: float) -> float:
     return float(20.0 * math.log10(x)) if x > 0 else _DB_FLOOR
 
 
-def _slug(group: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in group).strip("._")
-    return out or "group"
-
-
 def _pick(items: Sequence, n: int) -> list:
     """At most ``n`` items spread evenly over ``items`` (deterministic)."""
     if len(items) <= n:
@@ -63,10 +64,6 @@ def _pick(items: Sequence, n: int) -> list:
 
 def _read_raw(path: Path) -> tuple[np.ndarray, int]:
     """All channels as float32 ``(n_samples, n_channels)`` in full-scale units, and the rate."""
-    import soundfile as sf
-
-    from earshot.io.audio import info
-
     meta = info(path)  # missing / unreadable / truncated files raise AudioError here
     if meta.frames == 0:
         raise AudioError(f"{path}: contains zero samples")
@@ -192,18 +189,7 @@ def explore(
     ParameterError
         A bad option, or ``out_dir`` is a file.
     """
-    from earshot.features.config import FeatureConfig
-
-    for name, value, low in (("max_clips", max_clips, 1), ("n_examples", n_examples, 1), ("n_mels", n_mels, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ParameterError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0):
-        raise ParameterError(f"channel: expected an integer >= 0 or None, got {channel!r}")
-    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr < 1000:
-        raise ParameterError(f"sr: expected a sample rate in Hz >= 1000, got {sr!r}")
-    # 64 ms frames at any rate: n_fft 1024 at 16 kHz, scaled by a power of two above it
-    n_fft = 1024 * 2 ** max(0, round(math.log2(sr / 16000)))
-    config = FeatureConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 2, n_mels=n_mels)
+    config = _analysis_config(max_clips=max_clips, n_examples=n_examples, sr=sr, n_mels=n_mels, channel=channel)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"--out {out}: expected a folder, got a file")
@@ -241,8 +227,6 @@ def explore(
         if progress:
             progress("drawing", n, len(groups))
     if groups:
-        from earshot import plots
-
         counts = {g: s["labels"] for g, s in summary["groups"].items()}
         _write_png(out / "clip-counts.png",
                    plots.clip_counts(counts, title=f"clips per machine/id and label ({len(records)} clips)"))
@@ -250,13 +234,25 @@ def explore(
     with atomic_file(out / "summary.json") as fh:
         json.dump(summary, fh, indent=2)
     with atomic_file(out / "index.html", encoding="utf-8") as fh:
-        fh.write(_index_html(summary))
+        fh.write(index_html(summary))
     return summary
 
 
-def _read_headers(g: _Group) -> None:
-    from earshot.io.audio import info
+def _analysis_config(*, max_clips: int, n_examples: int, sr: int, n_mels: int, channel: int | None) -> FeatureConfig:
+    """The options of :func:`explore` checked (one line per bad one), and the log-mel settings of its pictures."""
+    for name, value, low in (("max_clips", max_clips, 1), ("n_examples", n_examples, 1), ("n_mels", n_mels, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ParameterError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or channel < 0):
+        raise ParameterError(f"channel: expected an integer >= 0 or None, got {channel!r}")
+    if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr < 1000:
+        raise ParameterError(f"sr: expected a sample rate in Hz >= 1000, got {sr!r}")
+    # 64 ms frames at any rate: n_fft 1024 at 16 kHz, scaled by a power of two above it
+    n_fft = 1024 * 2 ** max(0, round(math.log2(sr / 16000)))
+    return FeatureConfig(sr=int(sr), n_fft=n_fft, hop_length=n_fft // 2, n_mels=n_mels)
 
+
+def _read_headers(g: _Group) -> None:
     for r in g.records:
         try:
             meta = info(r.path)
@@ -274,9 +270,6 @@ def _read_headers(g: _Group) -> None:
 
 
 def _analyse_clip(g: _Group, r: Record, label: str, config, channel: int | None, *, keep: bool) -> None:
-    from earshot.features.mel import log_mel
-    from earshot.io.audio import resample
-
     try:
         data, file_sr = _read_raw(r.path)
     except EarshotError as exc:
@@ -350,17 +343,12 @@ def _write_png(path: Path, png: bytes) -> None:
 
 
 def _mel_centres(config) -> np.ndarray:
-    from earshot.plots import mel_band_centres
-
-    return mel_band_centres(sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
+    return plots.mel_band_centres(sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin,
                             fmax=config.fmax)
 
 
 def _draw_group(g: _Group, config, out: Path, channel: int | None) -> dict[str, str]:
-    from earshot import plots
-    from earshot.features.mel import log_mel, power_spectrogram
-
-    slug = _slug(g.name)
+    slug = file_slug(g.name)
     images: dict[str, str] = {}
     order = [lab for lab in ("normal", "anomaly", "unknown") if g.examples.get(lab)]
     examples = [ex for lab in order for ex in g.examples[lab]]
@@ -409,96 +397,3 @@ def _draw_group(g: _Group, config, out: Path, channel: int | None) -> dict[str, 
         images["channel_energy"] = name
     g.examples.clear()
     return images
-
-
-# ---------------------------------------------------------------------- index.html
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
-color:#222;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:.9em;margin:1em 0}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}th{background:#f2f2f2}
-td:first-child,th:first-child{text-align:left}
-img{max-width:100%;display:block;margin:.8em 0}
-.warn{color:#a04000}.ok{color:#2a6f2a}code{background:#f4f4f4;padding:0 .2em}
-"""
-
-
-def _fmt_counter(c: dict[str, int]) -> str:
-    return ", ".join(f"{k} ({v})" for k, v in sorted(c.items())) or "–"
-
-
-def _index_html(summary: dict[str, Any]) -> str:
-    e = html.escape
-    rows = []
-    for name, g in summary["groups"].items():
-        d = g["duration_s"]
-        dur = f"{d['min']:.2f}–{d['max']:.2f}" if d else "–"
-        problems = len(g["silent"]) + len(g["clipping"]) + len(g["unreadable"])
-        rows.append(
-            f"<tr><td><a href='#{e(_slug(name))}'>{e(name)}</a></td><td>{g['labels']['normal']}</td>"
-            f"<td>{g['labels']['anomaly']}</td><td>{g['labels']['unknown']}</td><td>{dur}</td>"
-            f"<td>{e(_fmt_counter(g['sr']))}</td><td>{e(_fmt_counter(g['channels']))}</td>"
-            f"<td>{g['checked']}</td><td class='{'warn' if g['silent'] else 'ok'}'>{len(g['silent'])}</td>"
-            f"<td class='{'warn' if g['clipping'] else 'ok'}'>{len(g['clipping'])}</td>"
-            f"<td class='{'warn' if g['unreadable'] else 'ok'}'>{len(g['unreadable'])}</td></tr>"
-        )
-    a = summary["analysis"]
-    parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>earshot explore: {e(summary['data'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Data set: <code>{e(summary['data'])}</code></h1>",
-        f"<section id='summary'><p>{summary['n_clips']} clips in {summary['n_groups']} machine/id group(s): "
-        f"{summary['labels']['normal']} normal, {summary['labels']['anomaly']} anomaly, "
-        f"{summary['labels']['unknown']} unlabelled. Headers of every clip were read; audio of at most "
-        f"{a['max_clips']} clips per group and label was decoded for the level checks and the mean spectra "
-        f"(column <em>checked</em>). Spectra at {a['sr']} Hz, n_fft {a['n_fft']}, hop {a['hop_length']}, "
-        f"{a['n_mels']} mel bands, channel {'mean of all' if a['channel'] is None else a['channel']}.</p>",
-        "<table><tr><th>machine/id</th><th>normal</th><th>anomaly</th><th>unlabelled</th><th>duration (s)</th>"
-        "<th>sample rate (Hz)</th><th>channels</th><th>checked</th><th>silent</th><th>clipping</th>"
-        "<th>unreadable</th></tr>",
-        *rows,
-        "</table>",
-    ]
-    if summary.get("images", {}).get("clip_counts"):
-        parts.append(f"<img src='{summary['images']['clip_counts']}' alt='clips per group and label'>")
-    parts.append(f"<p>Checks: <b>silent</b> = {e(summary['checks']['silent'])}; <b>clipping</b> = "
-                 f"{e(summary['checks']['clipping'])}.</p></section>")
-    probs = summary["problems"]
-    parts.append("<section id='problems'><h2>Problems</h2>")
-    if not any(probs.values()):
-        parts.append("<p class='ok'>No silent, clipping or unreadable clip among those checked.</p>")
-    for kind in ("silent", "clipping"):
-        if probs[kind]:
-            parts.append(f"<h3 class='warn'>{kind} ({len(probs[kind])})</h3><ul>"
-                         + "".join(f"<li><code>{e(p)}</code></li>" for p in probs[kind]) + "</ul>")
-    if probs["unreadable"]:
-        parts.append(f"<h3 class='warn'>unreadable ({len(probs['unreadable'])})</h3><ul>"
-                     + "".join(f"<li>{e(u['error'])}</li>" for u in probs["unreadable"]) + "</ul>")
-    parts.append("</section>")
-    captions = {
-        "waveforms": "Example waveforms (envelope of the samples), normal against abnormal.",
-        "spectrograms": "One clip per label: STFT power (linear frequency) and log-mel (mel frequency).",
-        "mean_spectrum": "Mean log-mel spectrum per label; the band is ± one standard deviation across clips.",
-        "channel_energy": "RMS level of each channel; bars are means over clips, whiskers one standard deviation.",
-    }
-    for name, g in summary["groups"].items():
-        parts.append(f"<section id='{e(_slug(name))}' class='group'><h2>{e(name)}</h2>")
-        d = g["duration_s"]
-        parts.append(
-            f"<p>{g['n_clips']} clips — labels: {e(_fmt_counter({k: v for k, v in g['labels'].items() if v}))}; "
-            f"splits: {e(_fmt_counter(g['splits']))}; domains: {e(_fmt_counter(g['domains']))}; "
-            + (f"durations {d['min']:.2f}–{d['max']:.2f} s (median {d['median']:.2f}); " if d else ""))
-        if g["peak_dbfs_max"] is not None:
-            parts.append(f"loudest peak {g['peak_dbfs_max']:.1f} dBFS, median RMS {g['rms_dbfs_median']:.1f} dBFS "
-                         f"over {g['checked']} decoded clips.</p>")
-        else:
-            parts.append("no clip decoded.</p>")
-        for key, cap in captions.items():
-            if key in g.get("images", {}):
-                parts.append(f"<figure><img src='{e(g['images'][key])}' alt='{e(name)} {key}'>"
-                             f"<figcaption>{e(cap)}</figcaption></figure>")
-        parts.append("</section>")
-    parts.append("<footer><p>Written by <code>earshot explore</code>; numbers in <code>summary.json</code>."
-                 "</p></footer></body></html>")
-    return "\n".join(parts)
