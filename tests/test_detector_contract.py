@@ -42,8 +42,19 @@ def _training(kind, rng, n):
     return (normal + _clips(rng, n // 2, tone=slice(10, 14)), np.array([0] * n + [1] * (n // 2)))
 
 
+@pytest.fixture(scope="module")
+def tiny_encoder_path(tmp_path_factory):
+    """The ONNX encoder (with its contract) that ``encoder`` needs, built in the test run."""
+    pytest.importorskip("onnx")
+    from encoder_support import tiny_encoder
+
+    return tiny_encoder(tmp_path_factory.mktemp("encoder"))
+
+
 @pytest.fixture(params=sorted(DETECTORS))
 def kind(request):
+    if request.param == "encoder":
+        FAST["encoder"] = {"encoder": str(request.getfixturevalue("tiny_encoder_path"))}
     return request.param
 
 

@@ -86,8 +86,11 @@ def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel:
 
     state = detector.fitted_state()
     directory = Path(directory)
-    export_onnx(detector.scoring_module(), directory / ONNX_FILE, n_mels=features.n_mels,
-                min_frames=int(detector.get_params().get("n_frames", 1)))
+    if hasattr(detector, "scoring_graph"):  # a detector that builds its ONNX graph itself (encoder)
+        (directory / ONNX_FILE).write_bytes(detector.scoring_graph(features))
+    else:
+        export_onnx(detector.scoring_module(), directory / ONNX_FILE, n_mels=features.n_mels,
+                    min_frames=int(detector.get_params().get("n_frames", 1)))
     torch.save(detector.state_dict(), directory / WEIGHTS_FILE)
     manifest = {
         "format_version": FORMAT_VERSION,

@@ -34,6 +34,7 @@ DETECTORS: dict[str, str] = {
     "auto": "earshot.detection.auto:AutoDetector",
     "lstm-ae": "earshot.detection.lstm_autoencoder:LstmAutoencoderDetector",
     "cnn": "earshot.detection.cnn:CNNDetector",
+    "encoder": "earshot.detection.encoder:EncoderDetector",
 }
 
 
