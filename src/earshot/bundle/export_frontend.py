@@ -44,6 +44,8 @@ import numpy as np
 
 from earshot.errors import BundleError, ParameterError
 from earshot.features.config import FeatureConfig
+from earshot.features.melscale import mel_weights
+from earshot.features.stft_plan import hann_window
 
 __all__ = ["AMIN", "DFT_METHODS", "MIN_OPSET", "frontend_model"]
 
@@ -63,9 +65,7 @@ _MEL_GROUP_BUDGET = 2048
 
 def _frontend_window(features: FeatureConfig) -> np.ndarray:
     """The analysis window of both DFT forms: earshot's periodic Hann (float32 values), float64."""
-    from earshot.features.stft_plan import _window
-
-    return _window(features.n_fft, features.win_length).astype(np.float64)
+    return hann_window(features.n_fft, features.win_length).astype(np.float64)
 
 
 def _dft_rows(features: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,10 +83,8 @@ def _dft_rows(features: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarr
     sin_of : np.ndarray, shape (n_sin,), int
         For each sine row, the index (among the kept bins) of its bin.
     """
-    from earshot.features.filterbank import _mel_weights
-
     n_fft = features.n_fft
-    mel = _mel_weights(features.sr, n_fft, features.n_mels, features.fmin, features.fmax)
+    mel = mel_weights(features.sr, n_fft, features.n_mels, features.fmin, features.fmax)
     bins = np.flatnonzero(mel.any(axis=0))
     sin_of = np.flatnonzero((bins > 0) & (2 * bins != n_fft))
     window = _frontend_window(features)
@@ -141,8 +139,6 @@ def _fft_tables(features: FeatureConfig, a: int, b: int):
     weights : np.ndarray, shape (n_mels, n_kb * n_ka), float64
         Mel weights of the rows ``(kb, ka)`` of the power; each bin weighed once.
     """
-    from earshot.features.filterbank import _mel_weights
-
     n_fft = features.n_fft
     n_ka = a // 2 + 1
     window = _frontend_window(features)
@@ -152,7 +148,7 @@ def _fft_tables(features: FeatureConfig, a: int, b: int):
     wn = window[n][:, None, :]
     stage1 = np.stack([np.cos(phase) * wn, -np.sin(phase) * wn], axis=1)  # (b, 2, n_ka, a)
 
-    mel = _mel_weights(features.sr, n_fft, features.n_mels, features.fmin, features.fmax)
+    mel = mel_weights(features.sr, n_fft, features.n_mels, features.fmin, features.fmax)
     weights = np.zeros((features.n_mels, b, n_ka))
     for k in range(n_fft // 2 + 1):
         r = k if k % a <= a // 2 else n_fft - k
@@ -342,7 +338,7 @@ def frontend_model(features: FeatureConfig, *, opset: int = 17, ir_version: int 
     ParameterError
         Unknown ``dft``, or ``fft`` where it does not apply.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # deferred: onnx is needed only to export
 
     if opset < MIN_OPSET:
         raise BundleError(f"ONNX opset {opset}: the exported front end needs opset {MIN_OPSET} or newer")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from earshot.datasets.discover import parse_label, read_csv
+from earshot.datasets.csvfiles import parse_label, read_csv
 from earshot.datasets.records import SPLITS, Record, group_name
 from earshot.errors import DatasetError, ParameterError
 

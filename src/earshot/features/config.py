@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from earshot.errors import ParameterError
+from earshot.features.melscale import check_mel_bands
 
 __all__ = ["FeatureConfig"]
 
@@ -107,9 +108,7 @@ class FeatureConfig:
         object.__setattr__(self, "power", float(self.power))
         # Every mel band must cover at least one FFT bin (librosa only warns; an empty band
         # is a constant -100 dB feature that silently wastes model capacity).
-        from earshot.features.mel import _check_mel_bands  # lazy: mel imports this module
-
-        _check_mel_bands(
+        check_mel_bands(
             sr=self.sr, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax
         )
 

@@ -32,8 +32,9 @@ How it is fast (one clip, one thread, 10 s at 16 kHz: ~0.65 ms, 60% of it the FF
 Where the pieces live (all re-exported here, so ``earshot.features.mel`` keeps every name it
 has always had):
 
-- :mod:`earshot.features.filterbank`: Slaney mel scale, dense mel weights,
-  :func:`mel_filterbank` (sparse) and the empty-band check used by ``FeatureConfig``;
+- :mod:`earshot.features.melscale`: Slaney mel scale, dense mel weights and the empty-band
+  check used by ``FeatureConfig``; :mod:`earshot.features.filterbank`: :func:`mel_filterbank`
+  (sparse);
 - :mod:`earshot.features.stft_plan`: cached plans (Hann window, banded mel projection,
   frame counts);
 - :mod:`earshot.features.stft_kernels`: framing, per-thread buffers and the fused per-block
@@ -51,15 +52,17 @@ import numpy as np
 from earshot.errors import ParameterError
 from earshot.features.config import FeatureConfig
 
-# Re-exported: these names were defined here before the split and are imported from here
-# (``_check_mel_bands`` by earshot.features.config, the public ones by earshot.features).
+# Re-exported: these names were defined here before the split (the public ones are imported
+# from here by earshot.features).
 from earshot.features.filterbank import (  # noqa: F401
-    _check_mel_bands,
-    _hz_to_mel,
     _mel_filterbank_cached,
-    _mel_to_hz,
-    _mel_weights,
     mel_filterbank,
+)
+from earshot.features.melscale import (  # noqa: F401
+    check_mel_bands,
+    hz_to_mel,
+    mel_to_hz,
+    mel_weights,
 )
 from earshot.features.stft import (  # noqa: F401
     _MIN_SPLIT,
@@ -90,7 +93,7 @@ from earshot.features.stft_plan import (  # noqa: F401
     _bands,
     _n_time,
     _plan,
-    _window,
+    hann_window,
 )
 
 __all__ = ["log_mel", "log_mel_batch", "mel_filterbank", "power_spectrogram"]

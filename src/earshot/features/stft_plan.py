@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from earshot.features.config import FeatureConfig
-from earshot.features.filterbank import _mel_weights
+from earshot.features.melscale import mel_weights
+
+__all__ = ["hann_window"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ _BAND_BUDGET = (1 << 18) // _MAX_BLOCK
 
 
 @functools.lru_cache(maxsize=32)
-def _window(n_fft: int, win_length: int | None) -> np.ndarray:
+def hann_window(n_fft: int, win_length: int | None) -> np.ndarray:
     """Periodic Hann window of ``win_length`` centred in ``n_fft`` zeros (as librosa), float32."""
     wl = n_fft if win_length is None else win_length
     n = np.arange(wl, dtype=np.float64)
@@ -93,7 +95,7 @@ def _plan(
     n_mels = 0
     interleaved = False
     if cfg is not None:
-        weights = _mel_weights(cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
+        weights = mel_weights(cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax)
         interleaved = float(power) == 2.0
         if interleaved:
             weights = np.repeat(weights, 2, axis=1)
@@ -105,7 +107,7 @@ def _plan(
         hop_length=hop_length,
         n_bins=1 + n_fft // 2,
         power=float(power),
-        window=_window(n_fft, win_length),
+        window=hann_window(n_fft, win_length),
         n_mels=n_mels,
         bands=bands,
         interleaved=interleaved,

@@ -24,8 +24,6 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
-    create_engine,
-    event,
     inspect,
     select,
     text,
@@ -34,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from earshot.errors import ParameterError
-from earshot.service.store import _sqlite_pragmas
 from earshot.service.tables import Base, Meta
 
 __all__ = [
@@ -144,7 +141,7 @@ def migrate(engine: Engine, url: str = "") -> int:
     Each step of :data:`MIGRATIONS` runs in its own transaction, which also records the new
     version (re-read under a lock first, so a second process starting at the same time skips
     a step already done). On SQLite pass an engine whose transactions include DDL (see
-    :func:`_transactional_sqlite_engine`).
+    :func:`earshot.service.engines.transactional_sqlite_engine`).
 
     Returns
     -------
@@ -194,21 +191,3 @@ def migrate(engine: Engine, url: str = "") -> int:
     with engine.begin() as conn:  # tables added to the code without a step of their own
         Base.metadata.create_all(conn)
     return stored
-
-
-def _transactional_sqlite_engine(url: str) -> Engine:
-    """An engine on a SQLite URL whose transactions cover DDL too (pysqlite leaves ``ALTER``
-    outside them otherwise), beginning with ``BEGIN IMMEDIATE`` so a migration holds the write
-    lock from its first statement."""
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, record) -> None:
-        _sqlite_pragmas(dbapi_connection, record)
-        dbapi_connection.isolation_level = None  # the driver begins nothing itself...
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # ...every transaction begins here
-
-    return engine

@@ -21,25 +21,14 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Optional
 
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from earshot.service import migrations
+from earshot.service.engines import sqlite_pragmas, transactional_sqlite_engine
 from earshot.service.tables import Alert, Base, Job, Machine, Meta, Notification, Snippet  # noqa: F401 (re-exported)
-
-if TYPE_CHECKING:  # at run time these come from earshot.service.migrations on first use (__getattr__)
-    from earshot.service.migrations import (
-        MIGRATIONS,
-        SCHEMA_VERSION,
-        SchemaVersionError,
-        add_column,
-        check_schema_version,
-        migrate,
-        migration,
-        safe_url,
-        stored_schema_version,
-    )
 
 #: Names of :mod:`earshot.service.migrations` that were defined here before it existed.
 _MIGRATION_NAMES = (
@@ -71,14 +60,9 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """The names of :data:`_MIGRATION_NAMES`, read from :mod:`earshot.service.migrations` when asked for.
 
-    That module imports ``_sqlite_pragmas`` from this one, so it cannot be imported here at
-    module level (whichever of the two were imported first would find the other
-    half-initialised). Each access reads the value the migrations module holds now: patch
-    ``SCHEMA_VERSION`` there.
+    Each access reads the value the migrations module holds now: patch ``SCHEMA_VERSION`` there.
     """
     if name in _MIGRATION_NAMES:
-        from earshot.service import migrations
-
         return getattr(migrations, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -130,22 +114,20 @@ class Store:
             kwargs["pool_pre_ping"] = True
         self.engine = create_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite has one writer at a time; taking turns in-process avoids SQLITE_BUSY when a
         # read transaction would have to be upgraded. PostgreSQL relies on row locks instead.
         self._write_lock = threading.RLock() if self.is_sqlite else contextlib.nullcontext()
-        from earshot.service.migrations import _transactional_sqlite_engine, migrate  # it imports this module
-
         try:
             if self.is_sqlite:
-                schema_engine = _transactional_sqlite_engine(url)
+                schema_engine = transactional_sqlite_engine(url)
                 try:
-                    self.schema_version = migrate(schema_engine, url)
+                    self.schema_version = migrations.migrate(schema_engine, url)
                 finally:
                     schema_engine.dispose()
             else:
-                self.schema_version = migrate(self.engine, url)
+                self.schema_version = migrations.migrate(self.engine, url)
         except BaseException:
             self.engine.dispose()
             raise
@@ -241,12 +223,3 @@ class Store:
     def audio_file(self, rel: str) -> Path:
         """The absolute path of a stored audio file (``rel`` comes from the database only)."""
         return self.data_dir / rel
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
