@@ -37,6 +37,8 @@ __all__ = ["FEATURE_FIELDS", "EncoderContract", "check_graph", "contract_path", 
 FEATURE_FIELDS = ("n_fft", "hop_length", "win_length", "fmin", "fmax", "power")
 #: ``onnx.TensorProto.FLOAT`` (read from the protobuf without importing onnx).
 _FLOAT = 1
+#: Feature settings `earshot train` has an option for.
+_CLI_FEATURES = ("sr", "n_mels", "n_fft", "hop_length")
 _AXES = ("batch", "n_time", "n_mels")
 _REQUIRED = ("input_kind", "input_name", "input_shape", "sr", "n_mels", "output_name", "output_size")
 _KNOWN = set(_REQUIRED) | {"min_frames", "description"} | set(FEATURE_FIELDS)
@@ -139,9 +141,10 @@ class EncoderContract:
         for name, value in wanted.items():
             have = getattr(features, name)
             if (have if have is not None else defaults.get(name)) != (value if value is not None else defaults.get(name)):
-                flag = "--" + name.replace("_", "-")
+                how = (f"train with --{name.replace('_', '-')} {value}" if name in _CLI_FEATURES
+                       else f"compute it with FeatureConfig({name}={value!r})")
                 raise ParameterError(f"{where}: {name}: the encoder expects {value!r}, but the log-mel "
-                                     f"was computed with {have!r} (train with {flag} {value})")
+                                     f"was computed with {have!r} ({how})")
 
 
 def contract_path(encoder: str | Path) -> Path:
