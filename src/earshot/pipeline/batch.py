@@ -15,29 +15,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import logging
 import os
 import threading
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from earshot._util.executors import batched, executor_scope
+from earshot.bundle import load_model
+from earshot.datasets.layouts import is_audio_file, is_hidden
 from earshot.errors import EarshotError, ParameterError
+from earshot.features.cache import FeatureCache, resolve_cache
+from earshot.pipeline.sinks import FIELDS, FILE_FIELDS, CsvSink, ParquetSink, journal_path, pyarrow_parquet
 
 __all__ = ["FIELDS", "FILE_FIELDS", "BatchResult", "walk_audio", "iter_scores", "score_to_file", "read_done"]
 
 log = logging.getLogger(__name__)
 
-#: Row fields of a verdict (the ``earshot score`` columns).
-FIELDS = ("path", "group", "score", "threshold", "is_anomalous")
-#: Columns of an output file.
-FILE_FIELDS = (*FIELDS, "error")
 #: Files per task.
 DEFAULT_BATCH = 128
 
@@ -55,8 +55,6 @@ def walk_audio(inputs: Iterable[str | os.PathLike], *, absolute: bool = False) -
     ParameterError
         An argument that does not exist.
     """
-    from earshot.datasets.layouts import is_audio_file, is_hidden
-
     inputs = [Path(p) for p in inputs]
     for p in inputs:
         if not p.exists():
@@ -105,8 +103,6 @@ def load_worker_model(model_path: str):
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            from earshot.bundle import load_model
-
             model = load_model(model_path)
             for bundle in model.bundles.values():
                 _single_thread(bundle)
@@ -137,8 +133,6 @@ def score_batch(task: tuple) -> list[dict[str, Any]]:
     model = load_worker_model(model_path)
     cache = None
     if cache_root:
-        from earshot.features.cache import FeatureCache
-
         cache = FeatureCache(cache_root)
     rows: list[dict[str, Any]] = []
     for p in paths:
@@ -199,9 +193,6 @@ def iter_scores(model_path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     list of dict
         The rows of one batch (``FIELDS`` plus ``error``).
     """
-    from earshot.features.cache import resolve_cache
-    from earshot._util.executors import batched, executor_scope
-
     if errors not in ("raise", "record"):
         raise ParameterError(f"errors: expected raise or record, got {errors!r}")
     model_path = os.path.abspath(model_path)
@@ -302,7 +293,7 @@ def read_done(path: str | os.PathLike, model=None) -> _Done:
     keys = array("Q")
     seen: set = set()
     if path.suffix.lower() == ".parquet":
-        pq = _pyarrow_parquet()
+        pq = pyarrow_parquet()
         try:
             pf = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow's own error types
@@ -334,97 +325,6 @@ def read_done(path: str | os.PathLike, model=None) -> _Done:
             if model is not None:
                 _check_thresholds(f"{path}:{n}", row[1], row[3], model, seen)
     return _Done(keys)
-
-
-# ---------------------------------------------------------------------- writing
-def _pyarrow_parquet():
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ParameterError("--out *.parquet needs pyarrow: pip install 'earshot[parquet]' (or write .csv)") from None
-    return pq
-
-
-def _csv_text(rows: Sequence[dict[str, Any]], header: bool = False) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(FILE_FIELDS)
-    for r in rows:
-        writer.writerow(["" if r.get(k) is None else r[k] for k in FILE_FIELDS])
-    return buf.getvalue()
-
-
-class _CsvSink:
-    """Appends rows to a CSV file, one write per batch, flushed; fsynced every few seconds."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        new = not path.exists() or path.stat().st_size == 0
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = open(path, "a", newline="", encoding="utf-8")
-        if new:
-            self.fh.write(_csv_text([], header=True))
-            self._sync()
-        self.synced = time.monotonic()
-
-    def _sync(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.synced = time.monotonic()
-
-    def write(self, rows) -> None:
-        self.fh.write(_csv_text(rows))
-        self.fh.flush()
-        if time.monotonic() - self.synced > 5.0:
-            self._sync()
-
-    def close(self, complete: bool) -> None:
-        if not self.fh.closed:
-            self._sync()
-            self.fh.close()
-
-
-class _ParquetSink(_CsvSink):
-    """Rows go to a CSV journal beside the target (resumable); on completion, the target is
-    rewritten atomically as Parquet holding its previous rows and the journal's."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        self.pq = _pyarrow_parquet()
-        super().__init__(journal_path(target))
-
-    def close(self, complete: bool) -> None:
-        super().close(complete)
-        if complete:
-            self._finish()
-
-    def _finish(self) -> None:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        from earshot._util.fs import atomic_file
-
-        schema = pa.schema([("path", pa.string()), ("group", pa.string()), ("score", pa.float64()),
-                            ("threshold", pa.float64()), ("is_anomalous", pa.bool_()), ("error", pa.string())])
-        convert = pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True, null_values=[""],
-                                       true_values=["True"], false_values=["False"])
-        with atomic_file(self.target, "wb") as fh:
-            with self.pq.ParquetWriter(fh, schema) as writer:
-                if self.target.exists():
-                    for batch in self.pq.ParquetFile(self.target).iter_batches(batch_size=65536):
-                        writer.write_batch(batch)
-                if self.path.stat().st_size:
-                    reader = pacsv.open_csv(self.path, convert_options=convert,
-                                            read_options=pacsv.ReadOptions(block_size=1 << 22))
-                    for batch in reader:
-                        writer.write_batch(batch.cast(schema) if batch.schema != schema else batch)
-        self.path.unlink()
-
-
-def journal_path(target: Path) -> Path:
-    """The CSV journal of a Parquet output (``.NAME.partial.csv`` beside it)."""
-    return target.with_name(f".{target.name}.partial.csv")
 
 
 @dataclass
@@ -472,7 +372,7 @@ def score_to_file(model_path: str | os.PathLike, inputs: Iterable[str | os.PathL
     model = load_worker_model(os.path.abspath(model_path))
     parquet = suffix == ".parquet"
     if parquet:
-        _pyarrow_parquet()
+        pyarrow_parquet()
     done_files = [out] if out.exists() else []
     if parquet and journal_path(out).exists():
         done_files.append(journal_path(out))
@@ -487,7 +387,7 @@ def score_to_file(model_path: str | os.PathLike, inputs: Iterable[str | os.PathL
         return False
 
     result = BatchResult(out=out)
-    sink = _ParquetSink(out) if parquet else _CsvSink(out)
+    sink = ParquetSink(out) if parquet else CsvSink(out)
     complete = False
     started = time.perf_counter()
     try:
