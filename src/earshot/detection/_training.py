@@ -54,7 +54,7 @@ def seeded_rng(random_state: int) -> np.random.Generator:
     np.random.Generator
         Draws the split, the shuffling and any augmentation, in the order the detector asks.
     """
-    import torch
+    import torch  # deferred: torch is only needed to train
 
     torch.manual_seed(int(random_state))
     return np.random.default_rng(random_state)
@@ -112,7 +112,7 @@ def train_epoch(model, optimiser, items: np.ndarray, batch_loss: Callable[[np.nd
     float
         Mean loss per item over the batches trained on (0.0 if none was).
     """
-    import torch
+    import torch  # deferred: torch is only needed to train
 
     model.train()
     total, count = 0.0, 0
@@ -149,7 +149,7 @@ def mean_loss(model, items: np.ndarray, item_errors: Callable[[np.ndarray], Any]
     -------
     float
     """
-    import torch
+    import torch  # deferred: torch is only needed to train
 
     model.eval()
     total = 0.0

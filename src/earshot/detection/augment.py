@@ -124,7 +124,7 @@ class SpecAugment:
             raise ParameterError(f"masks: drawn for a batch of {mask.shape[0]}, got {shape[0]} examples")
         mask = mask.reshape(shape)
         if _is_torch(x):
-            import torch
+            import torch  # deferred: only for torch inputs; numpy inputs need no torch
 
             m = torch.from_numpy(mask).to(x.device)
             return x.masked_fill(m, float(self.fill))
@@ -173,7 +173,7 @@ def apply_mixup(x, y, mix: Mixup):
     """
     lam = mix.lam
     if _is_torch(x):
-        import torch
+        import torch  # deferred: only for torch inputs; numpy inputs need no torch
 
         lam_t = torch.from_numpy(lam).to(x.device)
         perm = torch.from_numpy(np.asarray(mix.perm))

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from earshot.detection.base import Detector, check_int
-from earshot.detection.frugal import as_clips, domain_labels
-from earshot.detection.thresholds import ThresholdSpec
+from earshot.detection import DETECTORS, detector_class
+from earshot.detection.base import Detector, as_clips, each, int_at_least
+from earshot.detection.domain_heads import domain_labels
 from earshot.errors import EarshotError, ParameterError
 
 __all__ = ["AutoDetector", "CORRUPTIONS", "corrupt", "rank_auc"]
@@ -56,6 +56,16 @@ MIN_CLIPS_TO_VALIDATE = 6
 FRUGAL = ("gauss", "knn")
 #: Parameters passed on to the candidates that accept them (when set).
 SHARED = ("threshold", "epochs", "batch_size", "n_frames", "aggregate")
+
+
+def _open_fraction(name: str, value: Any) -> None:
+    if not 0.0 < float(value) < 1.0:
+        raise ParameterError(f"{name}: expected 0 < value < 1, got {value!r}")
+
+
+def _optional_positive_int(name: str, value: Any) -> None:
+    if value is not None:
+        int_at_least(1)(name, value)
 
 
 def rank_auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
@@ -156,9 +166,13 @@ class AutoDetector(Detector):
         self.aggregate = aggregate
         self.random_state = random_state
 
-    def _candidate_kinds(self) -> list[str]:
-        from earshot.detection import DETECTORS, detector_class
+    param_checks = (
+        ("holdout_fraction", _open_fraction),
+        *each(("epochs", "batch_size"), _optional_positive_int),
+        ("n_frames", int_at_least(1)),
+    )
 
+    def _candidate_kinds(self) -> list[str]:
         kinds = [k.strip() for k in str(self.candidates).split(",") if k.strip()]
         if not kinds:
             raise ParameterError(f"candidates: expected comma-separated detector kinds, got {self.candidates!r}")
@@ -171,20 +185,13 @@ class AutoDetector(Detector):
                                      "detectors trained on normal clips only")
         return list(dict.fromkeys(kinds))
 
-    def _validate_params(self) -> list[str]:
+    def _validate_params(self) -> list[str]:  # type: ignore[override]
+        """The candidate kinds, after the parameter checks of :class:`Detector`."""
         kinds = self._candidate_kinds()
-        if not 0.0 < float(self.holdout_fraction) < 1.0:
-            raise ParameterError(f"holdout_fraction: expected 0 < value < 1, got {self.holdout_fraction!r}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) is not None:
-                check_int(name, getattr(self, name), 1)
-        check_int("n_frames", self.n_frames, 1)
-        ThresholdSpec.parse(self.threshold)
+        super()._validate_params()
         return kinds
 
     def _make(self, kind: str) -> Detector:
-        from earshot.detection import detector_class
-
         cls = detector_class(kind)
         accepted = inspect.signature(cls).parameters
         params = {name: getattr(self, name) for name in SHARED
@@ -319,8 +326,6 @@ class AutoDetector(Detector):
     @classmethod
     def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "AutoDetector":
         """Rebuild from a bundle: the chosen detector from its own params and state."""
-        from earshot.detection import detector_class
-
         det = cls(**params)
         chosen = state["chosen"]
         det._adopt(detector_class(chosen["kind"]).from_fitted(chosen["params"], state, weights))

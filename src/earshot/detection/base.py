@@ -19,16 +19,45 @@ Conventions (pinned by ``tests/test_detector_contract.py``):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from earshot._util.validate import check_fraction, check_int, check_positive
-from earshot.detection.aggregate import aggregate
+from earshot.detection.aggregate import aggregate, parse_aggregate
+from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import NotFittedError, ParameterError
+from earshot.features.store import FrameStore
 
-__all__ = ["Detector", "TorchGraphDetector", "check_clips", "check_fraction", "check_int", "check_positive"]
+__all__ = ["Check", "Detector", "TorchGraphDetector", "as_clips", "as_store", "check_aggregate", "check_bool",
+           "check_clips", "check_fraction", "check_int", "check_positive", "each", "frame_stats", "int_at_least"]
+
+#: A parameter check: ``check(name, value)`` raises :class:`ParameterError` naming ``name``.
+Check = Callable[[str, Any], None]
+
+
+def each(names: Sequence[str], check: Check) -> tuple[tuple[str, Check], ...]:
+    """``(name, check)`` for every name: one row per parameter of a :attr:`Detector.param_checks` table."""
+    return tuple((name, check) for name in names)
+
+
+def int_at_least(lo: int) -> Check:
+    """The check "an integer >= ``lo``" (``lo=1``: a positive integer)."""
+    def check(name: str, value: Any) -> None:
+        check_int(name, value, lo)
+    return check
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise :class:`ParameterError` unless ``value`` is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(f"{name}: expected true or false, got {value!r}")
+
+
+def check_aggregate(name: str, value: Any) -> None:
+    """Raise :class:`ParameterError` unless ``value`` is ``mean``, ``max`` or ``quantile:q``."""
+    parse_aggregate(value)
 
 
 def check_clips(X: Sequence[np.ndarray], *, min_time: int = 1, name: str = "X") -> list[np.ndarray]:
@@ -64,6 +93,40 @@ def check_clips(X: Sequence[np.ndarray], *, min_time: int = 1, name: str = "X") 
     return clips
 
 
+def as_clips(X: Sequence[np.ndarray], min_time: int) -> Sequence[np.ndarray]:
+    """Validated clips: a FrameStore as it is (checked), anything else through :func:`check_clips`."""
+    if isinstance(X, FrameStore):
+        if len(X) == 0:
+            raise ParameterError("X: expected at least one clip, got none")
+        short = np.flatnonzero(X.lengths < min_time)
+        if short.size:
+            raise ParameterError(f"X[{short[0]}]: expected at least {min_time} frames, got {X.lengths[short[0]]}")
+        return X
+    return check_clips(X, min_time=min_time)
+
+
+def as_store(X: Sequence[np.ndarray], min_time: int) -> FrameStore:
+    """Validated clips as one :class:`FrameStore` (see :func:`as_clips`)."""
+    clips = as_clips(X, min_time)
+    return clips if isinstance(clips, FrameStore) else FrameStore.from_clips(clips)
+
+
+def frame_stats(store: FrameStore, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-mel mean and standard deviation (floored at 1e-3) over the frames of the given clips,
+    clip by clip (never a float64 copy of every frame); both float32, shape ``(n_mels,)``."""
+    total = np.zeros(store.n_mels)
+    total_sq = np.zeros(store.n_mels)
+    count = 0
+    for i in clips:
+        frames = store.clip_frames(i).astype(np.float64)
+        total += frames.sum(axis=0)
+        total_sq += np.einsum("ij,ij->j", frames, frames)
+        count += len(frames)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
 class Detector:
     """Base class: fit on normal clips, score, threshold, predict.
 
@@ -74,6 +137,9 @@ class Detector:
     #: True for supervised detectors: ``fit`` then receives normal AND abnormal training clips
     #: with their labels ``y``; unsupervised detectors receive normal clips only.
     uses_labels: ClassVar[bool] = False
+    #: The parameter checks :meth:`_validate_params` runs, in order: ``(name, check)`` rows
+    #: (see :func:`each`); the ``threshold`` spec is checked last by :class:`ThresholdSpec`.
+    param_checks: ClassVar[tuple[tuple[str, Check], ...]] = ()
     threshold_: float
 
     def fit(self, X: Sequence[np.ndarray], y: Any = None, *, metadata: Sequence[dict] | None = None,
@@ -97,6 +163,13 @@ class Detector:
     def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         """Anomaly score per clip, shape ``(n_clips,)``; higher = more anomalous."""
         raise NotImplementedError
+
+    def _validate_params(self) -> ThresholdSpec:
+        """Run :attr:`param_checks` in order, then parse the threshold spec (``f1`` only for a
+        supervised detector); the first bad parameter raises :class:`ParameterError`."""
+        for name, check in self.param_checks:
+            check(name, getattr(self, name))
+        return ThresholdSpec.parse(self.threshold, labelled=self.uses_labels)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor's keyword parameters and their values (JSON-safe), in signature order."""

@@ -25,10 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from earshot._util.validate import check_positive
 from earshot.detection._training import ProgressFn, calibrate, run_epochs, seeded_rng, train_epoch
-from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.base import TorchGraphDetector, check_int, check_positive
-from earshot.detection.thresholds import F1_SPEC, ThresholdSpec, f1_optimal_threshold
+from earshot.detection.aggregate import aggregate
+from earshot.detection.augment import SpecAugment, apply_mixup, draw_mixup
+from earshot.detection.auto import rank_auc
+from earshot.detection.base import TorchGraphDetector, as_store, check_aggregate, each, frame_stats, int_at_least
+from earshot.detection.thresholds import F1_SPEC, f1_optimal_threshold
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
@@ -38,10 +41,24 @@ __all__ = ["CNNDetector", "stratified_validation_split", "f1_optimal_threshold"]
 _SCORE_PATCHES = 512
 
 
-def _as_store(X: Sequence[np.ndarray], min_time: int) -> FrameStore:
-    from earshot.detection.autoencoder import _as_store as as_store
+def _optional_hop(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+        raise ParameterError(f"{name}: expected a positive integer or None, got {value!r}")
 
-    return as_store(X, min_time)
+
+def _unit_interval(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
+        raise ParameterError(f"{name}: expected 0.0 <= value < 1.0, got {value!r}")
+
+
+def _non_negative(name: str, value: Any) -> None:
+    if not (isinstance(value, (int, float)) and value >= 0):
+        raise ParameterError(f"{name}: expected a number >= 0, got {value!r}")
+
+
+def _class_weight(name: str, value: Any) -> None:
+    if value not in ("balanced", "none"):
+        raise ParameterError(f"{name}: expected 'balanced' or 'none', got {value!r}")
 
 
 def _check_labels(y: Any, n: int) -> np.ndarray:
@@ -202,45 +219,33 @@ class CNNDetector(TorchGraphDetector):
                "time_mask_max", "freq_masks", "freq_mask_max", "mixup_alpha", "aggregate", "threshold",
                "random_state")
 
+    param_checks = (
+        *each(("n_frames", "width", "n_blocks", "epochs", "batch_size", "patches_per_clip", "patience"),
+              int_at_least(1)),
+        ("hop_frames", _optional_hop),
+        *each(("time_masks", "freq_masks"), int_at_least(0)),
+        *each(("dropout", "validation_fraction", "time_mask_max", "freq_mask_max"), _unit_interval),
+        ("learning_rate", check_positive),
+        *each(("weight_decay", "mixup_alpha"), _non_negative),
+        ("class_weight", _class_weight),
+        ("aggregate", check_aggregate),
+    )
+
     # ------------------------------------------------------------------ parameters
     @property
     def _hop(self) -> int:
         return int(self.hop_frames) if self.hop_frames is not None else max(1, int(self.n_frames) // 2)
 
-    def _validate_params(self) -> ThresholdSpec:
-        for name in ("n_frames", "width", "n_blocks", "epochs", "batch_size", "patches_per_clip", "patience"):
-            check_int(name, getattr(self, name))
-        if self.hop_frames is not None and (not isinstance(self.hop_frames, (int, np.integer)) or self.hop_frames < 1):
-            raise ParameterError(f"hop_frames: expected a positive integer or None, got {self.hop_frames!r}")
-        for name in ("time_masks", "freq_masks"):
-            check_int(name, getattr(self, name), 0)
-        for name, low, high in (("dropout", 0.0, 1.0), ("validation_fraction", 0.0, 1.0),
-                                ("time_mask_max", 0.0, 1.0), ("freq_mask_max", 0.0, 1.0)):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not low <= float(value) < high:
-                raise ParameterError(f"{name}: expected {low} <= value < {high}, got {value!r}")
-        check_positive("learning_rate", self.learning_rate)
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ParameterError(f"weight_decay: expected a number >= 0, got {self.weight_decay!r}")
-        if not (isinstance(self.mixup_alpha, (int, float)) and self.mixup_alpha >= 0):
-            raise ParameterError(f"mixup_alpha: expected a number >= 0, got {self.mixup_alpha!r}")
-        if self.class_weight not in ("balanced", "none"):
-            raise ParameterError(f"class_weight: expected 'balanced' or 'none', got {self.class_weight!r}")
-        parse_aggregate(self.aggregate)
-        return ThresholdSpec.parse(self.threshold, labelled=True)
-
     # ------------------------------------------------------------------ training
     def _build(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
-        import torch
+        import torch  # deferred: torch is only needed to train or score in torch
 
-        from earshot.models.cnn import PatchProbabilityModel, SpectrogramCNN
+        from earshot.models.cnn import PatchProbabilityModel, SpectrogramCNN  # deferred: earshot.models imports torch
 
         net = SpectrogramCNN(width=int(self.width), n_blocks=int(self.n_blocks), dropout=float(self.dropout))
         return PatchProbabilityModel(net, torch.from_numpy(mean), torch.from_numpy(std), int(self.n_frames), self._hop)
 
     def _augmenter(self, n_mels: int):
-        from earshot.detection.augment import SpecAugment
-
         return SpecAugment(time_masks=int(self.time_masks), max_time_frames=int(self.time_mask_max * self.n_frames),
                            freq_masks=int(self.freq_masks), max_freq_bands=int(self.freq_mask_max * n_mels))
 
@@ -262,10 +267,8 @@ class CNNDetector(TorchGraphDetector):
         -------
         self
         """
-        from earshot.detection.autoencoder import _frame_stats
-
         spec = self._validate_params()
-        store = _as_store(X, int(self.n_frames))
+        store = as_store(X, int(self.n_frames))
         y = _check_labels(y, len(store))
         rng = seeded_rng(self.random_state)
 
@@ -273,7 +276,7 @@ class CNNDetector(TorchGraphDetector):
         train_idx, val_idx = stratified_validation_split(y, fraction, rng)
         if len(np.unique(y[train_idx])) < 2:  # pragma: no cover - the split always leaves one of each
             raise ParameterError("y: the training part lacks one class")
-        self.mean_, self.std_ = _frame_stats(store, train_idx)
+        self.mean_, self.std_ = frame_stats(store, train_idx)
         model = self._build(store.n_mels, self.mean_, self.std_)
         self.history_ = self._train(model, store, y, train_idx, val_idx, rng, progress)
         self.model_ = model
@@ -303,9 +306,7 @@ class CNNDetector(TorchGraphDetector):
     def _train(self, model, store: FrameStore, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
                rng: np.random.Generator, progress: ProgressFn | None) -> dict[str, Any]:
         """Train on random augmented patches, stop early on the validation split; the history."""
-        import torch
-
-        from earshot.detection.augment import apply_mixup, draw_mixup
+        import torch  # deferred: torch is only needed to train
 
         model.net.to(memory_format=torch.channels_last)
         optimiser = torch.optim.AdamW(model.parameters(), lr=float(self.learning_rate),
@@ -339,7 +340,7 @@ class CNNDetector(TorchGraphDetector):
 
         def validate() -> float:
             probs = self._window_probs(model, store, val_idx)
-            val_auc.append(_auc(y[val_idx], [aggregate(p, self.aggregate) for p in probs]))
+            val_auc.append(_auc(y[val_idx], np.array([aggregate(p, self.aggregate) for p in probs])))
             return _weighted_bce(probs, y[val_idx], pos_weight)
 
         run = run_epochs(model, self.epochs, one_epoch, validate if len(val_idx) else None,
@@ -350,9 +351,9 @@ class CNNDetector(TorchGraphDetector):
     # ------------------------------------------------------------------ scoring
     def _window_probs(self, model, store: FrameStore, clips: np.ndarray) -> list[np.ndarray]:
         """Patch probabilities of the given clips through the scoring graph (equal lengths batched)."""
-        import torch
+        import torch  # deferred: torch is only needed to score in torch
 
-        from earshot.models.cnn import patch_starts
+        from earshot.models.cnn import patch_starts  # deferred: earshot.models imports torch
 
         model.eval()
         lengths = store.lengths[clips]
@@ -373,7 +374,7 @@ class CNNDetector(TorchGraphDetector):
     def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Anomaly probability of every patch, one array ``(n_windows,)`` per clip."""
         self._check_fitted()
-        store = _as_store(X, int(self.n_frames))
+        store = as_store(X, int(self.n_frames))
         if store.n_mels != self.n_mels_:
             raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {store.n_mels}")
         return self._window_probs(self.model_, store, np.arange(len(store)))
@@ -411,17 +412,11 @@ def _weighted_bce(probs: list[np.ndarray], y: np.ndarray, pos_weight: float) -> 
     return total / max(count, 1)
 
 
-def _auc(y: np.ndarray, scores: Sequence[float]) -> float | None:
-    """ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half; None with one class."""
-    from scipy.stats import rankdata
-
-    y = np.asarray(y)
-    n_pos = int(np.sum(y == 1))
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
+def _auc(y: np.ndarray, scores: np.ndarray) -> float | None:
+    """ROC AUC of labelled clip scores (:func:`earshot.detection.auto.rank_auc`); None with one class."""
+    if np.all(y == 1) or np.all(y == 0):
         return None
-    ranks = rankdata(np.asarray(scores, dtype=np.float64))
-    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return rank_auc(scores[y == 0], scores[y == 1])
 
 
 def _jsonable_history(history: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ with an angular-margin loss (ArcFace), to tell apart
 By default (``targets="auto"``) a class is the pair (metadata class, augmentation). A clip's
 score is the cosine distance of its embedding to the nearest normal training embeddings,
 computed per domain and divided by that domain's typical distance, the smallest kept (the
-DCASE 2023 "selective" idea; see :class:`earshot.detection.frugal.DomainKnn`). The scoring
+DCASE 2023 "selective" idea; see :class:`earshot.detection.domain_heads.DomainKnn`). The scoring
 graph (network + references) exports to ONNX with one "window" per clip.
 
 With ``--group-by id`` every group has a single id, so only the domain and the attributes are
@@ -30,18 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from earshot._util.validate import check_fraction, check_int
 from earshot.detection._training import ProgressFn, calibrate, holdout_split, run_epochs, seeded_rng, train_epoch
-from earshot.detection.base import Detector, check_fraction, check_int
-from earshot.detection.frugal import (
-    DomainKnn,
-    as_clips,
-    domain_labels,
-    domain_scales,
-    selective_scores,
-)
-from earshot.detection.thresholds import ThresholdSpec
+from earshot.detection.base import Detector, as_clips, as_store, check_bool, each, frame_stats, int_at_least
+from earshot.detection.domain_heads import DomainKnn, domain_labels, domain_scales, selective_scores
 from earshot.errors import ParameterError
-from earshot.features.store import FrameStore
 
 __all__ = ["EmbedDetector", "metadata_classes", "AUGMENTATIONS", "EXCLUDED_KEYS", "SHIFTS", "SPEEDS"]
 
@@ -105,6 +98,27 @@ def metadata_classes(metadata: Sequence[dict] | None, n_clips: int) -> tuple[np.
     index = {c: i for i, c in enumerate(classes)}
     labels = np.array([index[c] for c in names], dtype=np.int64)
     return labels, {"keys": keys, "classes": classes, "counts": np.bincount(labels).tolist()}
+
+
+def _targets(name: str, value: Any) -> None:
+    if value not in TARGETS:
+        raise ParameterError(f"{name}: expected one of {', '.join(TARGETS)}, got {value!r}")
+
+
+def _enough_frames(name: str, value: Any) -> None:
+    from earshot.models.embed import MIN_TIME  # deferred: earshot.models imports torch
+
+    check_int(name, value, MIN_TIME)
+
+
+def _positive_number(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ParameterError(f"{name}: expected a positive number, got {value!r}")
+
+
+def _margin(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.5:
+        raise ParameterError(f"{name}: expected a number in [0, 1.5) radians, got {value!r}")
 
 
 def _shift(x: np.ndarray, s: int) -> np.ndarray:
@@ -194,30 +208,22 @@ class EmbedDetector(Detector):
                "crops_per_clip", "margin", "scale", "n_neighbors", "selective", "validation_fraction", "threshold",
                "n_frames", "random_state")
 
-    def _validate_params(self) -> ThresholdSpec:
-        from earshot.models.embed import MIN_TIME
-
-        if self.targets not in TARGETS:
-            raise ParameterError(f"targets: expected one of {', '.join(TARGETS)}, got {self.targets!r}")
-        for name in ("width", "embedding_dim", "epochs", "batch_size", "crop_frames", "crops_per_clip", "n_neighbors"):
-            check_int(name, getattr(self, name), 1)
-        check_int("n_frames", self.n_frames, MIN_TIME)
-        for name in ("learning_rate", "scale"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-                raise ParameterError(f"{name}: expected a positive number, got {value!r}")
-        if not isinstance(self.margin, (int, float)) or not 0.0 <= float(self.margin) < 1.5:
-            raise ParameterError(f"margin: expected a number in [0, 1.5) radians, got {self.margin!r}")
-        check_fraction("validation_fraction", self.validation_fraction)
-        if not isinstance(self.selective, (bool, np.bool_)):
-            raise ParameterError(f"selective: expected true or false, got {self.selective!r}")
-        return ThresholdSpec.parse(self.threshold)
+    param_checks = (
+        ("targets", _targets),
+        *each(("width", "embedding_dim", "epochs", "batch_size", "crop_frames", "crops_per_clip", "n_neighbors"),
+              int_at_least(1)),
+        ("n_frames", _enough_frames),
+        *each(("learning_rate", "scale"), _positive_number),
+        ("margin", _margin),
+        ("validation_fraction", check_fraction),
+        ("selective", check_bool),
+    )
 
     # ------------------------------------------------------------------ training
     def _build_net(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
-        import torch
+        import torch  # deferred: torch is only needed to train or score in torch
 
-        from earshot.models.embed import EmbeddingNet
+        from earshot.models.embed import EmbeddingNet  # deferred: earshot.models imports torch
 
         return EmbeddingNet(n_mels, torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(std.astype(np.float32)),
                             width=int(self.width), embedding_dim=int(self.embedding_dim))
@@ -241,13 +247,12 @@ class EmbedDetector(Detector):
         -------
         self
         """
-        import torch
+        import torch  # deferred: torch is only needed to train
 
-        from earshot.models.embed import MIN_MELS, MIN_TIME, ArcMarginHead
+        from earshot.models.embed import MIN_MELS, MIN_TIME, ArcMarginHead  # deferred: earshot.models imports torch
 
         spec = self._validate_params()
-        clips = as_clips(X, self.n_frames)
-        store = clips if isinstance(clips, FrameStore) else FrameStore.from_clips(clips)
+        store = as_store(X, self.n_frames)
         n = len(store)
         if store.n_mels < MIN_MELS:
             raise ParameterError(f"X: embed needs at least {MIN_MELS} mel bands, got {store.n_mels}")
@@ -275,14 +280,7 @@ class EmbedDetector(Detector):
         n_classes = n_meta * len(augs)
         labels = np.zeros(n, np.int64) if meta is None else meta
 
-        total, total_sq, count = np.zeros(store.n_mels), np.zeros(store.n_mels), 0
-        for i in train_idx:  # clip by clip: never a float64 copy of every frame
-            f = store.clip_frames(i).astype(np.float64)
-            total += f.sum(axis=0)
-            total_sq += np.einsum("ij,ij->j", f, f)
-            count += len(f)
-        self.mean_ = (total / count).astype(np.float32)
-        self.std_ = np.maximum(np.sqrt(np.maximum(total_sq / count - (total / count) ** 2, 0.0)), 1e-3).astype(np.float32)
+        self.mean_, self.std_ = frame_stats(store, train_idx)
         net = self._build_net(store.n_mels, self.mean_, self.std_)
         head = ArcMarginHead(int(self.embedding_dim), n_classes, scale=float(self.scale), margin=float(self.margin))
         optimiser = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=float(self.learning_rate))
@@ -348,7 +346,7 @@ class EmbedDetector(Detector):
     # ------------------------------------------------------------------ scoring
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """Unit embeddings ``(n_clips, embedding_dim)``, clips of equal length batched."""
-        import torch
+        import torch  # deferred: torch is only needed to score in torch
 
         lengths = np.array([np.shape(c)[1] for c in clips])
         out = np.empty((len(clips), int(self.embedding_dim)))
@@ -383,7 +381,7 @@ class EmbedDetector(Detector):
     def scoring_module(self):
         """The torch scoring graph: log-mel ``(batch, n_time, n_mels)`` -> ``(batch, 1)``."""
         self._check_fitted()
-        from earshot.models.frugal import ClipScorer
+        from earshot.models.frugal import ClipScorer  # deferred: earshot.models imports torch
 
         return ClipScorer(self.net_, self.knn_.torch_module()).eval()
 

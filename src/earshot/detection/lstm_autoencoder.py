@@ -11,25 +11,14 @@ when the detector is trained or scored in torch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from earshot.detection._training import (
-    ProgressFn,
-    TrainingRun,
-    calibrate,
-    holdout_split,
-    mean_loss,
-    run_epochs,
-    seeded_rng,
-    train_epoch,
-)
-from earshot.detection.aggregate import aggregate, parse_aggregate
-from earshot.detection.autoencoder import _as_store, _frame_stats
-from earshot.detection.base import TorchGraphDetector, check_fraction, check_int, check_positive
-from earshot.detection.thresholds import ThresholdSpec
+from earshot._util.validate import check_fraction, check_positive
+from earshot.detection.base import check_aggregate, each, int_at_least
+from earshot.detection.window_base import WindowAutoencoder, window_starts
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
@@ -37,23 +26,16 @@ __all__ = ["LstmAutoencoderDetector"]
 
 #: Frames per forward pass when scoring (bounds memory on long clips).
 _SCORE_FRAMES = 1 << 16
-#: Windows per forward pass when validating.
-_VAL_CHUNK = 4096
 #: Largest gradient norm before each optimiser step (keeps the LSTM from exploding).
 _CLIP_NORM = 5.0
 
 
-def _window_starts(store: FrameStore, clips: np.ndarray, n_frames: int, hop: int, offset: int = 0) -> np.ndarray:
-    """Start rows (in ``store.frames``) of the windows of the given clips, every ``hop`` frames
-    from ``offset`` (clipped to each clip's first ``hop`` frames)."""
-    parts = []
-    for i in clips:
-        first = store.offsets[i] + min(offset, max(0, int(store.lengths[i]) - n_frames))
-        parts.append(np.arange(first, store.offsets[i + 1] - n_frames + 1, hop))
-    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+def _two_time_steps(name: str, value: Any) -> None:
+    if value < 2:
+        raise ParameterError(f"{name}: expected at least 2 frames (time steps), got {value!r}")
 
 
-class LstmAutoencoderDetector(TorchGraphDetector):
+class LstmAutoencoderDetector(WindowAutoencoder):
     """LSTM sequence autoencoder on windows of log-mel frames.
 
     Parameters
@@ -130,146 +112,44 @@ class LstmAutoencoderDetector(TorchGraphDetector):
         self.threshold = threshold
         self.random_state = random_state
 
-    # ------------------------------------------------------------------ parameters
-    def _validate_params(self) -> ThresholdSpec:
-        for name in ("n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size"):
-            check_int(name, getattr(self, name))
-        if self.n_frames < 2:
-            raise ParameterError(f"n_frames: expected at least 2 frames (time steps), got {self.n_frames!r}")
-        check_positive("learning_rate", self.learning_rate)
-        check_fraction("validation_fraction", self.validation_fraction)
-        parse_aggregate(self.aggregate)
-        return ThresholdSpec.parse(self.threshold)
+    param_checks = (
+        *each(("n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size"), int_at_least(1)),
+        ("n_frames", _two_time_steps),
+        ("learning_rate", check_positive),
+        ("validation_fraction", check_fraction),
+        ("aggregate", check_aggregate),
+    )
+    flat_windows = False
+    max_validation_windows = 20_000
+    epoch_options = {"clip_norm": _CLIP_NORM}
 
-    # ------------------------------------------------------------------ training
+    def _hop(self) -> int:
+        return int(self.window_hop)
+
     def _build(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
-        import torch
+        import torch  # deferred: torch is only needed to train or score in torch
 
-        from earshot.models import LstmAutoencoder, SequenceErrorModel
+        from earshot.models import LstmAutoencoder, SequenceErrorModel  # deferred: earshot.models imports torch
 
         ae = LstmAutoencoder(n_mels, int(self.n_frames), hidden=int(self.hidden), bottleneck=int(self.bottleneck),
                              n_layers=int(self.n_layers))
         return SequenceErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), int(self.n_frames),
                                   int(self.window_hop))
 
-    def fit(self, X: Sequence[np.ndarray], y: Any = None, *, metadata: Sequence[dict] | None = None,
-            progress: ProgressFn | None = None) -> "LstmAutoencoderDetector":
-        """Train on normal clips and fit the threshold on normal scores.
-
-        Parameters
-        ----------
-        X : sequence of np.ndarray or FrameStore
-            Normal clips, each ``(n_mels, n_time)`` log-mel in dB, ``n_time >= n_frames``.
-        y, metadata : ignored
-            The autoencoder learns from normal clips only.
-        progress : callable, optional
-            ``progress(epoch, epochs, loss, val_loss)`` after each epoch.
-
-        Returns
-        -------
-        self
-        """
-        spec = self._validate_params()
-        store = _as_store(X, int(self.n_frames))
-        rng = seeded_rng(self.random_state)
-        train_idx, val_idx = holdout_split(len(store), self.validation_fraction, rng)
-        self.mean_, self.std_ = _frame_stats(store, train_idx)
-        model = self._build(store.n_mels, self.mean_, self.std_)
-        run = self._train(model, store, train_idx, val_idx, rng, progress)
-        self.model_ = model
-        self.history_ = run.history()
-        self.n_mels_ = store.n_mels
-
-        scores = self._score_store(store)
-        self.train_scores_ = scores[train_idx]
-        self.threshold_source_, self.calibration_scores_, self.threshold_ = calibrate(
-            scores[val_idx], self.train_scores_, spec)
-        self.n_train_clips_ = int(len(train_idx))
-        self.n_calibration_clips_ = int(len(self.calibration_scores_))
-        return self
-
-    def _train(self, model, store: FrameStore, train_idx: np.ndarray, val_idx: np.ndarray,
-               rng: np.random.Generator, progress: ProgressFn | None) -> TrainingRun:
-        """Train on windows every ``window_hop`` frames (a random offset per epoch), keep the
-        best epoch on the held-out clips' windows."""
-        import torch
-
-        optimiser = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
-        val_starts = _window_starts(store, val_idx, self.n_frames, self.window_hop)
-        if val_starts.size > 20_000:
-            val_starts = np.sort(rng.choice(val_starts, 20_000, replace=False))
-
-        def batch_loss(starts: np.ndarray):
-            x = self._gather(model, store, starts)
-            return torch.mean((model.autoencoder(x) - x) ** 2)
-
-        def window_errors(starts: np.ndarray):
-            x = self._gather(model, store, starts)
-            return ((model.autoencoder(x) - x) ** 2).mean(dim=(1, 2))
-
-        def one_epoch() -> float:
+    def _epoch_windows(self, store: FrameStore, train_idx: np.ndarray,
+                       rng: np.random.Generator) -> Callable[[], np.ndarray]:
+        """Windows every ``window_hop`` frames from a random offset per epoch, shuffled."""
+        def draw() -> np.ndarray:
             offset = int(rng.integers(0, self.window_hop))
-            starts = _window_starts(store, train_idx, self.n_frames, self.window_hop, offset)
-            return train_epoch(model, optimiser, rng.permutation(starts), batch_loss,
-                               batch_size=self.batch_size, clip_norm=_CLIP_NORM)
+            return rng.permutation(window_starts(store, train_idx, self.n_frames, self.window_hop, offset))
+        return draw
 
-        def validate() -> float:
-            return mean_loss(model, val_starts, window_errors, chunk=_VAL_CHUNK)
+    def _clips_per_pass(self, length: int) -> int:
+        return max(1, _SCORE_FRAMES // length)
 
-        return run_epochs(model, self.epochs, one_epoch, validate if val_starts.size else None, progress=progress)
-
-    def _gather(self, model, store: FrameStore, starts: np.ndarray):
-        """Normalised windows ``(len(starts), n_frames, n_mels)`` as a torch tensor."""
-        import torch
-
-        rows = starts[:, None] + np.arange(self.n_frames)
-        return (torch.from_numpy(store.frames[rows]) - model.mean) * model.inv_std
-
-    # ------------------------------------------------------------------ scoring
-    def _window_scores_store(self, store: FrameStore) -> list[np.ndarray]:
-        """Window errors per clip through the scoring graph, clips of equal length batched."""
-        import torch
-
-        lengths = store.lengths
-        out: list[np.ndarray | None] = [None] * len(store)
-        with torch.inference_mode():
-            for length in np.unique(lengths):
-                idx = np.flatnonzero(lengths == length)
-                per_batch = max(1, _SCORE_FRAMES // int(length))
-                for b in range(0, len(idx), per_batch):
-                    chunk = idx[b : b + per_batch]
-                    x = torch.from_numpy(np.stack([store.clip_frames(i) for i in chunk]))
-                    for i, e in zip(chunk, self.model_(x).numpy()):
-                        out[i] = e.astype(np.float64)
-        return out  # type: ignore[return-value]
-
-    def _score_store(self, store: FrameStore) -> np.ndarray:
-        return np.array([aggregate(w, self.aggregate) for w in self._window_scores_store(store)])
-
-    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Reconstruction error of every window, one array ``((n_time - n_frames) // window_hop + 1,)`` per clip."""
-        if not hasattr(self, "model_"):
-            self._check_fitted()
-        store = _as_store(X, int(self.n_frames))
-        if store.n_mels != self.n_mels_:
-            raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {store.n_mels}")
-        return self._window_scores_store(store)
-
-    # ------------------------------------------------------------------ export
-    def fitted_state(self) -> dict[str, Any]:
-        """What a bundle records of the fitted detector (JSON-safe)."""
-        self._check_fitted()
+    def _extra_state(self) -> dict[str, Any]:
         return {
-            **self._fitted_common(),
             "window_hop": int(self.window_hop),
             "windows": {"n_frames": int(self.n_frames), "hop_frames": int(self.window_hop),
                         "score": "mean squared reconstruction error (normalised log-mel)"},
         }
-
-    @classmethod
-    def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict) -> "LstmAutoencoderDetector":
-        """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
-        det = cls(**params)
-        det._restore_common(state)
-        det._load_graph(det.n_mels_, weights)
-        return det
