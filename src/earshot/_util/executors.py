@@ -203,15 +203,15 @@ class ProcessExecutor(Executor):
 
     def _map_many(self, fn, items):
         if self._pool is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            import multiprocessing  # deferred: only the processes executor needs it
+            from concurrent.futures import ProcessPoolExecutor  # deferred: as above
 
             self._env = _single_threaded_env()
             self._env.__enter__()  # children inherit the environment when they are spawned
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_worker_init)
             log.info("started %d worker processes", self.workers)
-        from concurrent.futures.process import BrokenProcessPool
+        from concurrent.futures.process import BrokenProcessPool  # deferred: only the processes executor needs it
 
         try:
             yield from self._bounded(self._pool.submit, fn, items)
@@ -270,7 +270,7 @@ class DaskExecutor(Executor):
 
     def _start(self) -> None:
         try:
-            from dask.distributed import Client, LocalCluster
+            from dask.distributed import Client, LocalCluster  # deferred: dask is the optional `dask` extra
         except ImportError:
             raise ParameterError("--executor dask needs dask.distributed: pip install 'earshot[dask]'") from None
         if self.address is None:

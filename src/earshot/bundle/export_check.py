@@ -105,7 +105,7 @@ def verification_signals(features: FeatureConfig, min_frames: int, *, n_clips: i
 
 
 def _session(model_bytes: bytes):
-    import onnxruntime as ort
+    import onnxruntime as ort  # deferred: onnxruntime start-up, only when an export is checked
 
     options = ort.SessionOptions()
     options.log_severity_level = 3

@@ -35,7 +35,7 @@ _AGG_PREFIX = "earshot_aggregate/"
 # ---------------------------------------------------------------------------- aggregate
 def _axes_node(op: str, inp: str, out: str, axes: list[int], opset: int, name: str, **attrs) -> list:
     """``op`` over ``axes``: an attribute before opset 18 (Reduce*), an input from 18 on."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper  # deferred: onnx is needed only to export
 
     if opset >= 18:
         axes_name = name + "_axes"
@@ -56,7 +56,7 @@ def _aggregate_nodes(spec: str, opset: int, scores: str = "window_scores", out: 
     -------
     nodes, initializers : list, list
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # deferred: onnx is needed only to export
 
     method, q = parse_aggregate(spec)
     p = _AGG_PREFIX
@@ -127,8 +127,8 @@ def waveform_model(bundle: Bundle, *, dft: str = "auto"):
     ParameterError
         Unknown ``dft``, or ``fft`` where it does not apply.
     """
-    import onnx
-    from onnx import TensorProto, compose, helper
+    import onnx  # deferred: onnx is needed only to export
+    from onnx import TensorProto, compose, helper  # deferred: onnx is needed only to export
 
     path = bundle.path / ONNX_FILE
     try:

@@ -26,8 +26,8 @@ OPSET = 17
 
 
 def _versions() -> dict[str, str]:
-    import onnxruntime
-    import torch
+    import onnxruntime  # deferred: checked only when a bundle is written
+    import torch  # deferred: torch is needed only to save a trained model
 
     from earshot import __version__
 
@@ -46,7 +46,7 @@ def export_onnx(module, path: Path, *, n_mels: int, min_frames: int) -> None:
     Dynamic batch and time axes. Uses torch's TorchScript exporter (fast, no extra
     dependency); falls back to the torch.export-based exporter where that one is gone.
     """
-    import torch
+    import torch  # deferred: torch is needed only to save a trained model
 
     example = torch.zeros(2, max(min_frames, 8) + 3, n_mels)
     with warnings.catch_warnings():
@@ -82,7 +82,7 @@ def export_onnx(module, path: Path, *, n_mels: int, min_frames: int) -> None:
 def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel: int | None,
                  training: dict[str, Any] | None = None, validation: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the three bundle files into an existing (empty) directory; return the manifest."""
-    import torch
+    import torch  # deferred: torch is needed only to save a trained model
 
     state = detector.fitted_state()
     directory = Path(directory)
@@ -170,7 +170,7 @@ def load_detector(path: str | os.PathLike):
 
     The weights are read with ``torch.load(..., weights_only=True)``: no pickled code runs.
     """
-    import torch
+    import torch  # deferred: torch is needed only to save a trained model
 
     from earshot.bundle.scorer import Bundle
     from earshot.detection import detector_class

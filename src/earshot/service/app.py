@@ -104,8 +104,8 @@ def preflight(settings: Settings) -> None:
     OSError
         A data folder that cannot be created.
     """
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.engine import make_url  # deferred: sqlalchemy loads with the service, not with `earshot --help`
+    from sqlalchemy.exc import ArgumentError  # deferred: sqlalchemy loads with the service, not with `earshot --help`
 
     from earshot.errors import ParameterError
 
@@ -117,8 +117,8 @@ def preflight(settings: Settings) -> None:
     if not url.drivername.startswith(("sqlite", "postgresql")):
         raise ParameterError(f"--db: expected a sqlite:// or postgresql:// URL, got {url.drivername}://...")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy import create_engine, text  # deferred: sqlalchemy loads with the service, not with `earshot --help`
+    from sqlalchemy.exc import SQLAlchemyError  # deferred: sqlalchemy loads with the service, not with `earshot --help`
 
     try:
         engine = create_engine(url)

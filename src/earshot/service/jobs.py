@@ -164,7 +164,7 @@ class JobRunner:
         return score_backlog(self.store, self.registry, job.machine, progress=self._backlog_progress(job.id, 0.0, 0.99))
 
     def _train(self, job: Job) -> dict[str, Any]:
-        import torch
+        import torch  # deferred: torch is needed only when the service trains
 
         from earshot.features.config import FeatureConfig
         from earshot.pipeline import train
