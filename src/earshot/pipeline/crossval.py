@@ -23,7 +23,6 @@ metrics); nothing below it imports it.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from earshot.datasets import Record, discover, group_name
+from earshot.detection import SHARED_OPTIONS
 from earshot.errors import DatasetError, ParameterError
 from earshot.evaluation.metrics import auc_and_decisions
 from earshot.features.config import FeatureConfig
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: Accepted values of ``by``.
 BYS = ("id", "machine", "fold")
 #: Options shared by the command line that a detector may or may not accept.
-COMMON_PARAMS = ("epochs", "batch_size", "n_frames", "threshold", "aggregate")
+COMMON_PARAMS = SHARED_OPTIONS
 
 
 @dataclass
@@ -178,18 +178,11 @@ def cv_plan(records: Sequence[Record], *, by: str = "id", folds: int | None = No
 
 def detector_params(kind: str, params: dict[str, Any] | None, *, seed: int = 0) -> dict[str, Any]:
     """Keyword parameters for a detector kind: shared options it does not take are dropped,
-    None values mean "the detector's default", unknown extra parameters are an error."""
-    from earshot.detection import detector_class
+    None values mean "the detector's default", unknown extra parameters are an error
+    (:func:`earshot.detection.detector_params`)."""
+    from earshot.detection import detector_params as accepted_params
 
-    accepted = inspect.signature(detector_class(kind)).parameters
-    out = {"random_state": seed}
-    for key, value in (params or {}).items():
-        if value is None or (key in COMMON_PARAMS and key not in accepted):
-            continue
-        if key not in accepted:
-            raise ParameterError(f"--param: {kind} has no parameter {key} (accepted: {', '.join(accepted)})")
-        out[key] = value
-    return out
+    return {"random_state": seed, **accepted_params(kind, params or {}, optional=COMMON_PARAMS)}
 
 
 # ---------------------------------------------------------------------- running
@@ -304,7 +297,7 @@ def cross_validate(
         "hmean"}}``, ``by_group: {group: {scheme: metrics}}``, ``gap`` (random minus
         leave-one-out, pooled), ``notes``, ``definitions`` and the settings used.
     """
-    from earshot.detection import detector_class
+    from earshot.detection import detector_class, frames_needed
     from earshot.evaluation.metrics import summarize
     from earshot.pipeline import extract_store
 
@@ -312,7 +305,8 @@ def cross_validate(
     features = features or FeatureConfig()
     params = detector_params(model, model_params, seed=seed)
     cls = detector_class(model)
-    min_frames = int(cls(**params).get_params().get("n_frames", 1))
+    n_frames = frames_needed(model, params)
+    min_frames = int(n_frames) if n_frames is not None else 1
     all_records = discover(Path(data), split_file=split_file)
     records = [r for r in all_records if r.label is not None]
     if not records:

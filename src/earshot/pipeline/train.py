@@ -155,21 +155,15 @@ def train(
     """
     from earshot.bundle import group_dirname, write_index
     from earshot.bundle.save import write_bundle
-    from earshot.detection import detector_class
+    from earshot.detection import detector_class, detector_params, frames_needed
 
     if group_by not in GROUP_BYS:
         raise ParameterError(f"group_by: expected one of {', '.join(GROUP_BYS)}, got {group_by!r}")
     features = features or FeatureConfig()
-    params = {"random_state": seed, **(model_params or {})}
+    params = detector_params(model, {"random_state": seed, **(model_params or {})}, drop_none=False)
     cls = detector_class(model)
-    import inspect
-
-    accepted = [n for n in inspect.signature(cls).parameters]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ParameterError(f"--param: {model} has no parameter {', '.join(unknown)} (accepted: {', '.join(accepted)})")
-    detector_probe = cls(**params)
-    min_frames = int(detector_probe.get_params().get("n_frames", 1))
+    n_frames = frames_needed(model, params)
+    min_frames = int(n_frames) if n_frames is not None else 1
 
     data = Path(data)
     records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
