@@ -164,16 +164,13 @@ def train(
     from earshot.features.config import FeatureConfig
     from earshot.pipeline import train as run_train
 
-    import inspect
-
-    from earshot.detection import detector_class
+    from earshot.detection import SHARED_OPTIONS, detector_params, frames_needed  # deferred: keeps `earshot --help` fast
 
     # the shared options a detector has no parameter for (e.g. --epochs for gauss) are left out
-    accepted = inspect.signature(detector_class(model)).parameters
     common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "aggregate": aggregate,
               "n_frames": n_frames}
-    params = {**{k: v for k, v in common.items() if k in accepted and v is not None}, **_parse_params(param or [])}
-    n_frames = params.get("n_frames", getattr(accepted.get("n_frames"), "default", None))
+    params = {**detector_params(model, common, optional=SHARED_OPTIONS), **_parse_params(param or [])}
+    n_frames = frames_needed(model, params)
     features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                              n_frames=n_frames if isinstance(n_frames, int) and n_frames > 0 else 5)
     with _progress() as progress:
