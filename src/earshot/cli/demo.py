@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from earshot.cli.common import fmt_cell, progress_bars
 
 #: (machines, ids, normal, abnormal, epochs) for the full and the quick demo.
 FULL = {"machines": ("fan", "pump", "bearing"), "n_ids": 2, "n_normal": 60, "n_abnormal": 20, "epochs": 20}
@@ -21,14 +24,11 @@ def register(app: typer.Typer, out, err) -> None:
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     ) -> None:
         """Synthesise a small fleet with labelled faults, train, evaluate, and summarise."""
-        from rich.table import Table
-
-        from earshot.cli.app import _fmt, _progress
-        from earshot.pipeline.demo import run_demo
+        from earshot.pipeline.demo import run_demo  # deferred: the library loads when a verb runs (fast --help)
 
         cfg = QUICK if quick else FULL
         started = time.perf_counter()
-        with _progress() as progress:
+        with progress_bars() as progress:
             result = run_demo(out_dir, seed=seed, progress=progress, **cfg)
         report = result["report"]
         table = Table(title=f"earshot demo: {len(cfg['machines'])} machine types x {cfg['n_ids']} ids, "
@@ -36,18 +36,18 @@ def register(app: typer.Typer, out, err) -> None:
         for col in ("machine/id", "AUC", "pAUC", "precision", "recall", "F1", "false alarms", "missed"):
             table.add_column(col, justify="left" if col == "machine/id" else "right")
         for name, g in report["groups"].items():
-            table.add_row(name, _fmt(g["auc"]), _fmt(g["pauc"]), _fmt(g["precision"]), _fmt(g["recall"]),
-                          _fmt(g["f1"]), f"{g['fp']}/{g['n_normal']}", f"{g['fn']}/{g['n_anomaly']}")
+            table.add_row(name, fmt_cell(g["auc"]), fmt_cell(g["pauc"]), fmt_cell(g["precision"]), fmt_cell(g["recall"]),
+                          fmt_cell(g["f1"]), f"{g['fp']}/{g['n_normal']}", f"{g['fn']}/{g['n_anomaly']}")
         m = report["mean"]
-        table.add_row("mean", _fmt(m["auc"]), _fmt(m["pauc"]), _fmt(m["precision"]), _fmt(m["recall"]),
-                      _fmt(m["f1"]), "", "")
+        table.add_row("mean", fmt_cell(m["auc"]), fmt_cell(m["pauc"]), fmt_cell(m["precision"]), fmt_cell(m["recall"]),
+                      fmt_cell(m["f1"]), "", "")
         out.print(table)
         if result.get("by_fault"):
             faults = Table(title="AUC per fault type (abnormal clips of that fault vs the normal test clips)")
             for col in ("machine", "fault", "clips", "AUC"):
                 faults.add_column(col)
             for row in result["by_fault"]:
-                faults.add_row(row["machine"], row["fault"], str(row["n"]), _fmt(row["auc"]))
+                faults.add_row(row["machine"], row["fault"], str(row["n"]), fmt_cell(row["auc"]))
             out.print(faults)
         out.print("Thresholds were fitted on held-out normal clips only; precision, recall and F1 are for the anomaly class.")
         for what, path in result["outputs"].items():

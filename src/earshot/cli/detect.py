@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+
+from earshot.cli.options import EventGroup, MergeGapS, MinDurationS, ModelDir, Sensitivity, ThresholdOverride, WindowS
+from earshot.errors import ParameterError
 
 
 def _truth(path: Optional[Path]) -> list[tuple[float, float]] | None:
     """Known fault times from a JSON file with ``events: [{start_s, end_s}, ...]`` (synth's sidecar)."""
     if path is None:
         return None
-    import json
-
-    from earshot.errors import ParameterError
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return [(float(e["start_s"]), float(e["end_s"])) for e in data["events"]]
@@ -26,26 +27,24 @@ def _truth(path: Optional[Path]) -> list[tuple[float, float]] | None:
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def detect(
-        model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")],
+        model_dir: ModelDir,
         recording: Annotated[Path, typer.Argument(metavar="LONG.wav", help="A long recording.")],
-        window_s: Annotated[Optional[float], typer.Option(help="Window length (s); each window is scored like a clip. Default: 1 s, or the shortest window the model can score if longer.")] = None,
+        window_s: WindowS = None,
         hop_s: Annotated[float, typer.Option(help="Time between window starts (s).")] = 0.1,
-        sensitivity: Annotated[Optional[float], typer.Option(help="S > 0: divide the margin between the normal level and the model's threshold by S (2: more alarms, 0.5: fewer).")] = None,
-        threshold: Annotated[Optional[float], typer.Option(help="Use this threshold instead of the model's.")] = None,
-        min_duration_s: Annotated[Optional[float], typer.Option(help="Shortest event (s); default: three times --window-s.")] = None,
-        merge_gap_s: Annotated[Optional[float], typer.Option(help="Merge events closer than this (s); default: --window-s.")] = None,
+        sensitivity: Sensitivity = None,
+        threshold: ThresholdOverride = None,
+        min_duration_s: MinDurationS = None,
+        merge_gap_s: MergeGapS = None,
         hysteresis: Annotated[float, typer.Option(help="An event ends this fraction of the way from the threshold down to the normal level (0: at the threshold).")] = 0.5,
         out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for timeline.csv, events.csv, verdict.json and timeline.png.")] = None,
-        group: Annotated[Optional[str], typer.Option(help="With a model set: the group's model to use.")] = None,
+        group: EventGroup = None,
         truth: Annotated[Optional[Path], typer.Option(help="JSON with the true fault times (events: [{start_s, end_s}]) to draw in the picture, e.g. synth's sidecar.")] = None,
         picture: Annotated[bool, typer.Option("--picture/--no-picture", help="Draw timeline.png (needs matplotlib).")] = True,
     ) -> None:
         """Per-window scores of a long recording, events (start, end, peak) and a verdict with its reason."""
-        from rich.table import Table
-
-        from earshot.bundle import load_model
-        from earshot.pipeline.detect import detect_file
-        from earshot.timeline import EventSettings
+        from earshot.bundle import load_model  # deferred: the library loads when a verb runs (fast --help)
+        from earshot.pipeline.detect import detect_file  # deferred: as above
+        from earshot.timeline import EventSettings  # deferred: as above
 
         known = _truth(truth)
         model = load_model(model_dir)
@@ -70,7 +69,7 @@ def register(app: typer.Typer, out, err) -> None:
             draw = picture
             if draw:
                 try:
-                    import matplotlib  # noqa: F401
+                    import matplotlib  # noqa: F401  (deferred: asks whether the optional extra is installed)
                 except ImportError:
                     err.print("earshot: warning: no timeline.png: matplotlib is not installed (pip install 'earshot[plots]')")
                     draw = False

@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+
+from earshot.cli.common import progress_bars
+from earshot.cli.options import DataArg
 
 
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def explore(
-        data: Annotated[Path, typer.Argument(help="Data folder (MIMII, DCASE, normal/abnormal folders), a manifest CSV, or a wav.")],
+        data: DataArg,
         out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for index.html, summary.json and the PNGs.")],
         max_clips: Annotated[int, typer.Option(help="Clips decoded per machine/id and label (level checks, mean spectrum).")] = 50,
         examples: Annotated[int, typer.Option(help="Example clips per machine/id and label in the waveform picture.")] = 3,
@@ -20,12 +24,9 @@ def register(app: typer.Typer, out, err) -> None:
         channel: Annotated[Optional[int], typer.Option(help="Channel to draw (0-based); default: mean of all channels.")] = None,
     ) -> None:
         """Pictures of a data set: clip counts, level checks, waveforms, spectrograms, mean spectra."""
-        from rich.table import Table
+        from earshot.reports.explore import explore as run_explore  # deferred: loads the library when run (fast --help)
 
-        from earshot.cli.app import _progress
-        from earshot.reports.explore import explore as run_explore
-
-        with _progress() as progress:
+        with progress_bars() as progress:
             summary = run_explore(data, out_dir, max_clips=max_clips, n_examples=examples, sr=sr, n_mels=n_mels,
                                   channel=channel, progress=progress)
         table = Table(title=f"{summary['n_clips']} clips in {data}")

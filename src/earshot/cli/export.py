@@ -6,12 +6,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+
+from earshot.cli.options import ModelDir
 
 
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def export(
-        model_dir: Annotated[Path, typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")],
+        model_dir: ModelDir,
         out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write: GROUP.onnx and GROUP.json per "
                            "group, and index.json (new, empty, or an earlier export, which is replaced).")],
         group: Annotated[Optional[str], typer.Option(help="Export only this group of a model set.")] = None,
@@ -20,8 +23,7 @@ def register(app: typer.Typer, out, err) -> None:
                             "onnx package). --logmel: the bundle's graph as it is; the device computes the log-mel.")] = True,
     ) -> None:
         """ONNX graphs and their contracts for the edge, each checked against earshot's own scores."""
-        from rich.table import Table
-
+        # deferred: the library loads when a verb runs (fast --help)
         from earshot.bundle.export import LOGMEL_TOL_DB, RTOL, export_model
 
         result = export_model(model_dir, out_dir, group=group, front_end="waveform" if waveform else "logmel")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from earshot.errors import ParameterError
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -34,18 +37,15 @@ def register(app: typer.Typer, out, err) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
         """Serve the REST API (OpenAPI at /docs), the web page and the monitoring store."""
-        import logging
-
-        from earshot.errors import ParameterError
-
         try:
+            # deferred: fastapi and sqlalchemy (the serve extra) load only when the service starts
             from earshot.service.app import create_app, preflight
-            from earshot.service.settings import Settings
+            from earshot.service.settings import Settings  # deferred: as above
         except ImportError as exc:  # the serve extra is missing
             raise ParameterError(
                 f"earshot serve needs the 'serve' extra ({exc.name} is missing): pip install 'earshot[serve]'"
             ) from None
-        import uvicorn
+        import uvicorn  # deferred: the serve extra
 
         settings = Settings(
             host=host, port=port, models_dir=models, db_url=db, data_dir=data, api_key=api_key or None,

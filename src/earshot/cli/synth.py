@@ -35,7 +35,7 @@ def register(app: typer.Typer, out, err) -> None:
         jobs: Annotated[int, typer.Option(help="Worker processes (-1: all cores); the bytes do not depend on it.")] = -1,
     ) -> None:
         """Synthetic machine sounds with labelled faults and known ground truth."""
-        from earshot import synth as S
+        from earshot import synth as S  # deferred: the library loads when a verb runs (fast --help)
 
         if long is not None:
             kwargs = {} if fault is None else {"fault": fault}

@@ -28,6 +28,29 @@ def _spans(ax, events: Sequence[Event], color: str, alpha: float) -> None:
         ax.axvspan(e.start_s, e.end_s, color=color, alpha=alpha, lw=0)
 
 
+def _spectrogram_panel(fig, ax_s, cax, spectrogram, seconds_per_column, mel_hz, dynamic_range_db: float) -> None:
+    """The spectrogram (top panel) with its dB colour bar, or a note that there is none."""
+    if spectrogram is not None and spectrogram.size and seconds_per_column:
+        S = np.asarray(spectrogram, dtype=np.float32)
+        vmax = float(np.max(S))
+        im = ax_s.imshow(S, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest",
+                         extent=(0.0, S.shape[1] * seconds_per_column, 0.0, float(S.shape[0])),
+                         vmin=vmax - dynamic_range_db, vmax=vmax)
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_label("dB", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+        if mel_hz is not None:
+            ticks = np.linspace(0, S.shape[0] - 1, 5).round().astype(int)
+            ax_s.set_yticks(ticks + 0.5)
+            ax_s.set_yticklabels([hz_label(float(mel_hz[i])) for i in ticks])
+            ax_s.set_ylabel("frequency (Hz)", fontsize=9)
+        else:
+            ax_s.set_ylabel("mel band", fontsize=9)
+    else:
+        cax.set_axis_off()
+        ax_s.text(0.5, 0.5, "no spectrogram", ha="center", va="center", transform=ax_s.transAxes)
+
+
 def timeline_figure(
     windows: Sequence[WindowScore],
     events: Sequence[Event],
@@ -69,25 +92,7 @@ def timeline_figure(
     cax = fig.add_subplot(gs[0, 1])
     end = duration_s if duration_s is not None else (windows[-1].end_s if windows else 1.0)
 
-    if spectrogram is not None and spectrogram.size and seconds_per_column:
-        S = np.asarray(spectrogram, dtype=np.float32)
-        vmax = float(np.max(S))
-        im = ax_s.imshow(S, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest",
-                         extent=(0.0, S.shape[1] * seconds_per_column, 0.0, float(S.shape[0])),
-                         vmin=vmax - dynamic_range_db, vmax=vmax)
-        cb = fig.colorbar(im, cax=cax)
-        cb.set_label("dB", fontsize=8)
-        cb.ax.tick_params(labelsize=7)
-        if mel_hz is not None:
-            ticks = np.linspace(0, S.shape[0] - 1, 5).round().astype(int)
-            ax_s.set_yticks(ticks + 0.5)
-            ax_s.set_yticklabels([hz_label(float(mel_hz[i])) for i in ticks])
-            ax_s.set_ylabel("frequency (Hz)", fontsize=9)
-        else:
-            ax_s.set_ylabel("mel band", fontsize=9)
-    else:
-        cax.set_axis_off()
-        ax_s.text(0.5, 0.5, "no spectrogram", ha="center", va="center", transform=ax_s.transAxes)
+    _spectrogram_panel(fig, ax_s, cax, spectrogram, seconds_per_column, mel_hz, dynamic_range_db)
     for e in events:
         ax_s.axvline(e.start_s, color=EVENT_COLOR, lw=1.2)
         ax_s.axvline(e.end_s, color=EVENT_COLOR, lw=1.2, ls="--")
