@@ -60,6 +60,7 @@ from earshot.bundle.modelset import group_dirname, load_model
 from earshot.bundle.scorer import Bundle
 from earshot.detection.aggregate import parse_aggregate
 from earshot.errors import BundleError, ParameterError
+from earshot.io.channels import ALL_CHANNELS, refuse_fused_stream
 
 __all__ = [
     "FRONT_ENDS",
@@ -84,6 +85,16 @@ FRONT_ENDS = ("waveform", "logmel")
 EXPORT_FORMAT_VERSION = 1
 
 _KIND = "edge-export"
+
+
+def _channels_text(rule) -> str:
+    """The contract's ``audio.channels``: how the bundle's channel rule reads a recording."""
+    if rule is None:
+        return "the mean of all channels"
+    if rule == ALL_CHANNELS:
+        return ("every channel: compute the log-mel (as under 'features') of each channel, average the mel power "
+                "10 ** (dB / 10) over the channels, then 10 * log10(max(amin, mean)); the input is that fused log-mel")
+    return f"channel {rule} (0-based) only"
 
 
 # ---------------------------------------------------------------------------- the contract
@@ -168,7 +179,7 @@ def contract(bundle: Bundle, group: str, *, front_end: str, onnx_file: str, sha2
         "outputs": outputs,
         "audio": {
             "sample_rate": f.sr,
-            "channels": "the mean of all channels" if channel is None else f"channel {channel} (0-based) only",
+            "channels": _channels_text(channel),
             "resample": f"audio at another rate must be resampled to {f.sr} Hz first (earshot uses "
                         "scipy.signal.resample_poly)",
             "scale": "float samples in [-1, 1]: 16-bit PCM / 32768",
@@ -310,6 +321,9 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike, *, group: str
     if len(set(names.values())) < len(names) or "index" in names.values():
         raise BundleError(f"{ms.path}: groups {', '.join(groups)} do not have distinct file names")
     if front_end == "waveform":
+        for g in groups:
+            refuse_fused_stream(ms.bundles[g].channel, "export --waveform",
+                                "export with --logmel (the device fuses the channels' log-mel, see the contract)")
         import onnx  # noqa: F401 - fail before any work when the extra is missing
     result = ExportResult(path=out, front_end=front_end)
     index_groups: dict[str, dict[str, Any]] = {}

@@ -18,6 +18,7 @@ from earshot.detection.base import Detector, check_clips
 from earshot.errors import BundleError, ParameterError
 from earshot.features.config import FeatureConfig
 from earshot.features.extract import file_log_mel
+from earshot.io.channels import channel_rule
 
 __all__ = ["Bundle"]
 
@@ -44,7 +45,9 @@ class Bundle(Detector):
     ----------
     manifest : dict
     features : FeatureConfig
-    channel : int or None
+    channel : int, "all" or None
+        The channel rule of training (``features.channel`` in the manifest; see
+        :mod:`earshot.io.channels`).
     threshold_ : float
     """
 
@@ -59,7 +62,7 @@ class Bundle(Detector):
         check_format(self.manifest, manifest_path)
         try:
             feats = dict(self.manifest["features"])
-            self.channel = feats.pop("channel", None)
+            self.channel = channel_rule(feats.pop("channel", None), name="features.channel")
             self.features = FeatureConfig.from_dict(feats)
             self.threshold_ = float(self.manifest["threshold"]["value"])
             self.aggregate = str(self.manifest.get("aggregate", "mean"))

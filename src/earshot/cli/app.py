@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from earshot.cli.channel_option import Channels, resolve_channels
 from earshot.errors import EarshotError, EarshotWarning
 
 app = typer.Typer(
@@ -152,6 +153,7 @@ def train(
     hop_length: Annotated[int, typer.Option(help="Hop between frames (samples).")] = 512,
     sr: Annotated[int, typer.Option(help="Sample rate to decode at (Hz); other rates are resampled.")] = 16000,
     channel: Annotated[Optional[int], typer.Option(help="Channel to use (0-based); default: mean of all channels.")] = None,
+    channels: Channels = None,
     threshold: Annotated[str, typer.Option(help="gamma:q | percentile:p | mean-std:k | max | value:x")] = "gamma:0.9",
     aggregate: Annotated[str, typer.Option(help="Window errors to clip score: mean | max | quantile:q")] = "mean",
     split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label] overriding the split.")] = None,
@@ -174,7 +176,8 @@ def train(
     features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                              n_frames=n_frames if isinstance(n_frames, int) and n_frames > 0 else 5)
     with _progress() as progress:
-        result = run_train(data, out_dir, model=model, model_params=params, features=features, channel=channel,
+        result = run_train(data, out_dir, model=model, model_params=params, features=features,
+                           channel=resolve_channels(channel, channels),
                            group_by=group_by, split_file=split_file, seed=seed, progress=progress, labels=labels,
                            window_s=window_s)
     table = Table(title=f"trained {len(result.groups)} model(s) -> {result.path}")

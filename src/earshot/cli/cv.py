@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from earshot.cli.channel_option import Channels, resolve_channels
+
 
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
@@ -23,6 +25,7 @@ def register(app: typer.Typer, out, err) -> None:
         hop_length: Annotated[int, typer.Option(help="Hop between frames (samples).")] = 512,
         sr: Annotated[int, typer.Option(help="Sample rate to decode at (Hz).")] = 16000,
         channel: Annotated[Optional[int], typer.Option(help="Channel to use (0-based); default: mean of all channels.")] = None,
+        channels: Channels = None,
         threshold: Annotated[Optional[str], typer.Option(help="Threshold method (default: the model's, gamma:0.9).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed (folds, initial weights, shuffling).")] = 0,
         param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Extra detector parameter KEY=VALUE (repeatable).")] = None,
@@ -46,13 +49,14 @@ def register(app: typer.Typer, out, err) -> None:
         if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
             raise ParameterError(f"--report {report_dir}: expected a folder, got a file")
         features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        rule = resolve_channels(channel, channels)
         params = {"epochs": epochs, "threshold": threshold, **_parse_params(param or [])}
         with _progress() as progress:
             from earshot._util.executors import executor_scope
 
             with executor_scope(executor, workers=workers) as ex:
                 result = cross_validate(data, by=by, model=model, folds=folds, model_params=params, features=features,
-                                        channel=channel, split_file=split_file, seed=seed, progress=progress, executor=ex)
+                                        channel=rule, split_file=split_file, seed=seed, progress=progress, executor=ex)
         schemes = [s for s in ("random", "leave-one-out") if s in result["schemes"]]
         keys = ("auc", "pauc", "precision", "recall", "f1", "accuracy")
         table = Table(title=f"{model} on {data}: cross-validation by {by} ({result['n_clips']} labelled clips)")

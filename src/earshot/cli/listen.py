@@ -42,6 +42,7 @@ def register(app: typer.Typer, out, err) -> None:
     ) -> None:
         """Listen live: a rolling verdict, events logged to CSV as they end; Ctrl-C to stop."""
         from earshot.errors import ParameterError
+        from earshot.io.channels import refuse_fused_stream
         from earshot.timeline import (DeviceSource, EventLog, FileSource, Recorder, StreamScorer,
                                     list_input_devices, monitor)
         from earshot.timeline import EventSettings, WindowGeometry
@@ -78,6 +79,7 @@ def register(app: typer.Typer, out, err) -> None:
         tracker, info = settings.tracker(bundle, geometry)
         sr = bundle.features.sr
         use_channel = channel if channel is not None else bundle.channel
+        refuse_fused_stream(use_channel, "listen", "pass --channel N to listen to one of them")
         if input_file is not None:
             source = FileSource(input_file, sr=sr, channel=use_channel, blocksize=blocksize, realtime=not fast)
             what = f"{input_file} ({'as fast as possible' if fast else 'real-time pace'})"

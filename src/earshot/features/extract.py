@@ -9,12 +9,41 @@ import numpy as np
 from earshot.errors import AudioError
 from earshot.features.config import FeatureConfig
 from earshot.features.mel import log_mel
+from earshot.features.stft_kernels import AMIN
 from earshot.io.audio import load
+from earshot.io.channels import ALL_CHANNELS, ChannelRule, load_channels
 
-__all__ = ["file_log_mel"]
+__all__ = ["file_log_mel", "fused_log_mel"]
 
 
-def file_log_mel(path: str | os.PathLike, config: FeatureConfig, *, channel: int | None = None,
+def fused_log_mel(Y: np.ndarray, config: FeatureConfig, *, workers: int | None = None) -> np.ndarray:
+    """Log-mel of several channels fused into one: the mean of the channels' mel power, in dB.
+
+    ``10 * log10(max(amin, mean_c(10 ** (log_mel(Y[c]) / 10))))``: power is averaged, not
+    waveforms, so microphones whose signals are out of phase do not cancel; the result has the
+    shape of one channel's log-mel, so every detector scores it as it is.
+
+    Parameters
+    ----------
+    Y : np.ndarray, shape (n_channels, n_samples) or (n_samples,)
+        Audio at ``config.sr``; a 1-D signal gives its plain log-mel.
+    config : FeatureConfig
+    workers : int or None
+        Threads for :func:`~earshot.features.mel.log_mel`.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_mels, n_time)``, float32, dB.
+    """
+    per_channel = log_mel(Y, config, workers=workers)
+    if per_channel.ndim == 2:
+        return per_channel
+    power = np.power(10.0, per_channel.astype(np.float64) / 10.0).mean(axis=0)
+    return (10.0 * np.log10(np.maximum(power, AMIN))).astype(np.float32)
+
+
+def file_log_mel(path: str | os.PathLike, config: FeatureConfig, *, channel: ChannelRule = None,
                  min_frames: int = 1) -> np.ndarray:
     """Decode ``path`` at ``config.sr`` and return its log-mel spectrogram.
 
@@ -22,8 +51,9 @@ def file_log_mel(path: str | os.PathLike, config: FeatureConfig, *, channel: int
     ----------
     path : path-like
     config : FeatureConfig
-    channel : int or None
-        Channel to read; None averages all channels.
+    channel : int, "all" or None
+        Channel to read; None averages all channels' waveforms; ``"all"`` fuses every channel
+        (:func:`fused_log_mel`).
     min_frames : int
         Fewest frames the clip must give (a model's context window).
 
@@ -38,13 +68,16 @@ def file_log_mel(path: str | os.PathLike, config: FeatureConfig, *, channel: int
         Unreadable file, digital silence (every sample zero: a dead or unplugged microphone
         is a fault of the recording, not of the machine), or a clip too short for the model.
     """
-    y, _ = load(path, sr=config.sr, channel=channel)
+    if channel == ALL_CHANNELS:
+        y, _ = load_channels(path, sr=config.sr)
+    else:
+        y, _ = load(path, sr=config.sr, channel=channel)
     if not np.any(y):
         raise AudioError(f"{path}: every sample is zero (digital silence: a dead or unplugged microphone?)")
-    logmel = log_mel(y, config)
+    logmel = fused_log_mel(y, config) if y.ndim == 2 else log_mel(y, config)
     if logmel.shape[1] < min_frames:
         raise AudioError(
-            f"{path}: too short ({len(y) / config.sr:.3f} s gives {logmel.shape[1]} frames; "
+            f"{path}: too short ({y.shape[-1] / config.sr:.3f} s gives {logmel.shape[1]} frames; "
             f"at least {min_frames} are needed)"
         )
     return logmel

@@ -20,6 +20,7 @@ import numpy as np
 from earshot._util.fs import atomic_file
 from earshot.errors import ParameterError
 from earshot.io.audio import info
+from earshot.io.channels import refuse_fused_stream
 from earshot.plots.exploration import mel_band_centres
 from earshot.plots.timeline import timeline_figure
 from earshot.timeline import (
@@ -118,6 +119,7 @@ def detect_file(model, path: str | os.PathLike, *, group: str | None = None, win
         group, bundle = model.bundle_for(path, group)
     else:
         bundle = model
+    refuse_fused_stream(bundle.channel, "detect")
     geometry = WindowGeometry.for_bundle(bundle, window_s=window_s, hop_s=hop_s)
     tracker, settings = (events or EventSettings()).tracker(bundle, geometry)
     meta = info(path)  # an unreadable file is one error line, before any advice about it

@@ -91,16 +91,20 @@ def check_audio(tmp: Path, *, label: str, min_sr: int, max_duration_s: float) ->
     return AudioFacts(format=meta.format, ext=ext, sr=meta.sr, channels=meta.channels, frames=meta.frames)
 
 
-def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int] = None) -> np.ndarray:
-    """Decode the whole upload at ``sr`` (mono float32); refuse undecodable or silent audio."""
+def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int | str] = None) -> np.ndarray:
+    """Decode the whole upload at ``sr``; refuse undecodable or silent audio.
+
+    Mono float32 ``(n_samples,)``, or ``(n_channels, n_samples)`` for the channel rule ``"all"``.
+    """
     from earshot.io.audio import load, resample
+    from earshot.io.channels import ALL_CHANNELS, load_channels
 
     try:
-        y, file_sr = load(tmp, sr=None, channel=channel)
+        y, file_sr = load_channels(tmp, sr=None) if channel == ALL_CHANNELS else load(tmp, sr=None, channel=channel)
     except (AudioError, ParameterError) as exc:
         raise ApiError(422, _clean(str(exc), tmp, label)) from None
     if file_sr != sr:  # documented behaviour here: no warning per upload
-        y = resample(y, file_sr, sr)
+        y = np.stack([resample(c, file_sr, sr) for c in y]) if y.ndim == 2 else resample(y, file_sr, sr)
     if not np.any(y):
         raise ApiError(422, f"{label}: every sample is zero (digital silence: a dead or unplugged microphone?)")
     return y
@@ -116,12 +120,12 @@ def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional
         ``timeline`` of bins (the model's aggregate of the windows starting in each bin) and
         its ``events`` (hysteresis: open on one anomalous bin, close after one normal bin).
     """
-    from earshot.features.mel import log_mel
+    from earshot.features.extract import fused_log_mel
 
     bundle = entry.bundle
-    logmel = log_mel(y, bundle.features)
+    logmel = fused_log_mel(y, bundle.features)  # the plain log-mel of a mono clip
     if logmel.shape[1] < bundle.min_frames:
-        raise ApiError(422, f"{label}: too short ({len(y) / bundle.features.sr:.3f} s gives {logmel.shape[1]} frames; "
+        raise ApiError(422, f"{label}: too short ({y.shape[-1] / bundle.features.sr:.3f} s gives {logmel.shape[1]} frames; "
                             f"the model needs at least {bundle.min_frames})")
     score, windows = bundle.score_clip(logmel)
     out: dict[str, Any] = {"model": entry.name, **bundle.verdict(score)}
@@ -180,16 +184,17 @@ def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: int
 
     Parameters
     ----------
-    y : np.ndarray, shape (n_samples,)
+    y : np.ndarray, shape (n_samples,) or (n_channels, n_samples)
+        Several channels are drawn fused (:func:`~earshot.features.extract.fused_log_mel`).
     sr : int
     top_db : float
         Dynamic range shown below the loudest bin.
     max_width : int
         Longer clips are averaged down to this many columns.
     """
-    from earshot.features.mel import log_mel
+    from earshot.features.extract import fused_log_mel
 
-    S = log_mel(y, FeatureConfig(sr=sr, n_fft=1024, hop_length=hop_length, n_mels=n_mels))
+    S = fused_log_mel(y, FeatureConfig(sr=sr, n_fft=1024, hop_length=hop_length, n_mels=n_mels))
     if S.shape[1] > max_width:
         step = int(np.ceil(S.shape[1] / max_width))
         n = S.shape[1] // step * step
