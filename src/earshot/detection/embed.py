@@ -35,6 +35,7 @@ from earshot.detection._training import ProgressFn, calibrate, holdout_split, ru
 from earshot.detection.base import Detector, as_clips, as_store, check_bool, each, frame_stats, int_at_least
 from earshot.detection.domain_heads import DomainKnn, domain_labels, domain_scales, selective_scores
 from earshot.errors import ParameterError
+from earshot.features.store import FrameStore
 
 __all__ = ["EmbedDetector", "metadata_classes", "AUGMENTATIONS", "EXCLUDED_KEYS", "SHIFTS", "SPEEDS"]
 
@@ -269,13 +270,7 @@ class EmbedDetector(Detector):
         rng = seeded_rng(self.random_state)
         train_idx, val_idx = holdout_split(n, self.validation_fraction, rng, min_clips=10)
 
-        min_len = int(store.lengths.min())
-        crop = int(min(self.crop_frames, max(MIN_TIME, min_len // 2)))
-        speeds = SPEEDS if min_len >= 2 * crop else (1,)
-        pairs = [(sh, v) for v in speeds for sh in SHIFTS if 4 * abs(sh) < store.n_mels]
-        if self.targets == "metadata":
-            pairs = [(0, 1)]
-        augs = [f"shift{sh:+d}" + ("_speed2x" if v == 2 else "") for sh, v in pairs]
+        crop, pairs, augs = self._augmentation_plan(store, MIN_TIME)
         n_meta = 1 if meta is None else int(meta.max()) + 1
         n_classes = n_meta * len(augs)
         labels = np.zeros(n, np.int64) if meta is None else meta
@@ -330,6 +325,23 @@ class EmbedDetector(Detector):
                          "metadata_counts": meta_info["counts"], "augmentations": augs, "n_classes": n_classes,
                          "crop_frames": crop}
 
+        self._fit_references(store, domains, train_idx, val_idx, spec)
+        return self
+
+    def _augmentation_plan(self, store: FrameStore, min_time: int) -> tuple[int, list[tuple[int, int]], list[str]]:
+        """The crop length, the (shift, speed) pairs the clips allow, and their class names."""
+        min_len = int(store.lengths.min())
+        crop = int(min(self.crop_frames, max(min_time, min_len // 2)))
+        speeds = SPEEDS if min_len >= 2 * crop else (1,)
+        pairs = [(sh, v) for v in speeds for sh in SHIFTS if 4 * abs(sh) < store.n_mels]
+        if self.targets == "metadata":
+            pairs = [(0, 1)]
+        augs = [f"shift{sh:+d}" + ("_speed2x" if v == 2 else "") for sh, v in pairs]
+        return crop, pairs, augs
+
+    def _fit_references(self, store: FrameStore, domains: list[str], train_idx: np.ndarray, val_idx: np.ndarray,
+                        spec) -> None:
+        """The normal embeddings as per-domain references, their leave-one-out scores, the threshold."""
         E = self._embed(store)
         dom, order = np.asarray(domains), sorted(set(domains))
         self.knn_ = DomainKnn(int(self.n_neighbors), metric="cosine").fit(E, dom, order)
@@ -341,7 +353,6 @@ class EmbedDetector(Detector):
         self.threshold_source_, self.calibration_scores_, self.threshold_ = calibrate(loo[val_idx], loo, spec)
         self.n_train_clips_ = int(len(train_idx))
         self.n_calibration_clips_ = int(len(self.calibration_scores_))
-        return self
 
     # ------------------------------------------------------------------ scoring
     def _embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
