@@ -1,4 +1,11 @@
-"""Shared pytest fixtures: the real-data folder beside the repo, a seeded rng, a wav writer."""
+"""Shared pytest fixtures: the real-data folder beside the repo, a seeded rng, a wav writer,
+one torch thread, a fake sound card.
+
+Plain helpers (signals, spectra, small data sets and models, the fake ``sounddevice``) live in
+the ``helpers`` package beside this file; pytest puts ``tests/`` on ``sys.path`` (no
+``__init__.py`` here, the default ``prepend`` import mode), so test modules import them as
+``from helpers.signals import hum``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+
+from helpers.fake_sounddevice import FakeDevice, FakeSoundDevice, install
+from helpers.torch_threads import single_torch_thread
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 
@@ -49,8 +59,17 @@ def one_torch_thread():
     Small networks train fastest so, and on a shared 2-core machine OpenMP threads fight.
     Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
     """
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    pytest.importorskip("torch")
+    with single_torch_thread():
+        yield
+
+
+@pytest.fixture
+def fake_sd(monkeypatch) -> Callable[..., FakeSoundDevice]:
+    """``fake_sd(*devices, default_input=0)`` puts a fake sounddevice with these
+    :class:`~helpers.fake_sounddevice.FakeDevice` s in ``sys.modules`` for the test."""
+
+    def _install(*devices: FakeDevice, default_input: int = 0) -> FakeSoundDevice:
+        return install(monkeypatch, *devices, default_input=default_input)
+
+    return _install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,13 +12,12 @@ import pytest
 from earshot.detection.auto import CORRUPTIONS, AutoDetector, corrupt, rank_auc
 from earshot.errors import ParameterError
 
+from helpers.spectra import machine_clip
+
 N_MELS = 32
 
 
-def _clip(rng, n_time=64, gain_db=0.0):
-    x = np.linspace(-50, -30, N_MELS)[:, None] + gain_db + rng.normal(0, 1.0, size=(N_MELS, n_time))
-    x[6] += 12.0
-    return x.astype(np.float32)
+_clip = partial(machine_clip, n_mels=N_MELS)  # a hum in band 6, 12 dB up
 
 
 class NoLabels(dict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -10,11 +12,12 @@ from earshot.detection.autoencoder import AutoencoderDetector
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
 
+from helpers.spectra import flat_clips
+
 SMALL = {"epochs": 2, "hidden": 32, "n_layers": 2, "batch_size": 256}
 
 
-def _clips(rng, n, n_mels=16, n_time=40):
-    return [rng.normal(-40, 2, size=(n_mels, n_time)).astype(np.float32) for _ in range(n)]
+_clips = partial(flat_clips, n_mels=16, n_time=40, sd=2)
 
 
 def test_threshold_from_held_out_normals(rng):

@@ -17,7 +17,7 @@ import pytest
 from earshot.pipeline.batch import FILE_FIELDS, iter_scores, read_done, score_to_file, walk_audio
 from earshot.cli.app import main
 from earshot.errors import ParameterError
-from scale_support import read_rows, tiny_data, tiny_model
+from helpers.scale import read_rows, tiny_data, tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,13 @@ from earshot.detection.autoencoder import AutoencoderDetector
 from earshot.errors import BundleError, ParameterError
 from earshot.features.config import FeatureConfig
 
+from helpers.spectra import flat_clips
+
 N_MELS = 24
 SMALL = {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256}
 
 
-def _clips(rng, n, n_time=50):
-    return [rng.normal(-40, 3, size=(N_MELS, n_time)).astype(np.float32) for _ in range(n)]
+_clips = partial(flat_clips, n_mels=N_MELS, n_time=50, sd=3)
 
 
 @pytest.fixture(scope="module")

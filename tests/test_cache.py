@@ -12,7 +12,7 @@ from earshot.features.cache import FeatureCache, config_key, resolve_cache
 from earshot.errors import AudioError, ParameterError
 from earshot.features.config import FeatureConfig
 from earshot.features.extract import file_log_mel
-from scale_support import tiny_data, tiny_model
+from helpers.scale import tiny_data, tiny_model
 
 CONFIG = FeatureConfig(n_mels=32)
 

@@ -15,33 +15,18 @@ import soundfile as sf
 
 from earshot.cli.app import app, main
 
-SR = 16000
+from helpers.cli import one_line_error, run
+from helpers.datasets import write_hum_dataset
+from helpers.signals import SR, hum
+
 QUICK = ["--epochs", "3", "--n-mels", "32"]
-
-
-def _hum(rng, seconds=2.0, sr=SR, fault=False):
-    t = np.arange(int(seconds * sr)) / sr
-    y = 0.2 * np.sin(2 * np.pi * 100 * t) + 0.1 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.normal(size=t.size)
-    if fault:  # bearing-like clicks ringing a 3 kHz resonance
-        clicks = np.zeros_like(t)
-        clicks[:: sr // 37] = 1.0
-        ring = np.exp(-np.arange(200) / 30) * np.sin(2 * np.pi * 3000 * np.arange(200) / sr)
-        y = y + 0.3 * np.convolve(clicks, ring)[: t.size]
-    return (y / 2).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
 def mimii(tmp_path_factory):
     """fan/id_00 and fan/id_02, 14 normal + 4 abnormal clips each, 2 s."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for mid in ("id_00", "id_02"):
-        for label, n in (("normal", 14), ("abnormal", 4)):
-            d = root / "fan" / mid / label
-            d.mkdir(parents=True)
-            for i in range(n):
-                sf.write(d / f"{i:08d}.wav", _hum(rng, fault=label == "abnormal"), SR, subtype="PCM_16")
-    return root
+    return write_hum_dataset(tmp_path_factory.mktemp("data"), np.random.default_rng(0), ids=("id_00", "id_02"),
+                             n_normal=14, n_abnormal=4)
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +34,6 @@ def model(mimii, tmp_path_factory):
     out = tmp_path_factory.mktemp("m") / "model"
     assert main(["train", str(mimii), "--out", str(out), *QUICK]) == 0
     return out
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_every_command_has_help(capsys):
@@ -100,7 +79,7 @@ def test_score_routes_files_by_layout(model, mimii, capsys):
 
 def test_score_unknown_group_is_one_line(model, tmp_path, capsys):
     stray = tmp_path / "stray.wav"
-    sf.write(stray, _hum(np.random.default_rng(1)), SR)
+    sf.write(stray, hum(np.random.default_rng(1)), SR)
     code, _, err = run(["score", model, stray], capsys)
     assert code == 1 and "cannot tell which group" in err and str(stray) in err and len(err.splitlines()) == 1
     code, out, _ = run(["score", model, stray, "--group", "fan/id_00"], capsys)
@@ -121,21 +100,12 @@ def test_evaluate_json_and_no_training_clip(model, mimii, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- bad input
-def _one_line_error(code, err, *needles):
-    assert code == 1, err
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("earshot: error:"), err
-    assert "Traceback" not in err
-    for n in needles:
-        assert str(n) in lines[0], (n, lines[0])
-
-
 def _folder_with(tmp_path, bad_name, content: bytes | None = None, y=None, sr=SR):
     rng = np.random.default_rng(2)
     d = tmp_path / "data" / "pump" / "id_00" / "normal"
     d.mkdir(parents=True)
     for i in range(4):
-        sf.write(d / f"{i:08d}.wav", _hum(rng), SR)
+        sf.write(d / f"{i:08d}.wav", hum(rng), SR)
     bad = d / bad_name
     if content is not None:
         bad.write_bytes(content)
@@ -147,13 +117,13 @@ def _folder_with(tmp_path, bad_name, content: bytes | None = None, y=None, sr=SR
 def _train_fails(tmp_path, data, capsys, *needles):
     out = tmp_path / "model"
     code, _, err = run(["train", data, "--out", out, *QUICK], capsys)
-    _one_line_error(code, err, *needles)
+    one_line_error(code, err, *needles)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".model")]
 
 
 def test_truncated_wav(tmp_path, capsys):
     buf = io.BytesIO()
-    sf.write(buf, _hum(np.random.default_rng(3)), SR, format="WAV")
+    sf.write(buf, hum(np.random.default_rng(3)), SR, format="WAV")
     data, bad = _folder_with(tmp_path, "zz.wav", content=buf.getvalue()[:30])
     _train_fails(tmp_path, data, capsys, bad)
 
@@ -169,7 +139,7 @@ def test_all_zero_clip(tmp_path, capsys):
 
 
 def test_clip_shorter_than_one_window(tmp_path, capsys):
-    data, bad = _folder_with(tmp_path, "short.wav", y=_hum(np.random.default_rng(4), seconds=0.05))
+    data, bad = _folder_with(tmp_path, "short.wav", y=hum(np.random.default_rng(4), seconds=0.05))
     _train_fails(tmp_path, data, capsys, bad, "too short")
 
 
@@ -181,12 +151,12 @@ def test_empty_folder(tmp_path, capsys):
 def test_no_normal_clips(tmp_path, capsys):
     d = tmp_path / "data" / "valve" / "id_00" / "abnormal"
     d.mkdir(parents=True)
-    sf.write(d / "a.wav", _hum(np.random.default_rng(5)), SR)
+    sf.write(d / "a.wav", hum(np.random.default_rng(5)), SR)
     _train_fails(tmp_path, tmp_path / "data", capsys, "no normal clips")
 
 
 def test_other_sample_rate_is_resampled_with_a_warning(tmp_path, capsys):
-    data, bad = _folder_with(tmp_path, "44k.wav", y=_hum(np.random.default_rng(6), sr=44100), sr=44100)
+    data, bad = _folder_with(tmp_path, "44k.wav", y=hum(np.random.default_rng(6), sr=44100), sr=44100)
     code, _, err = run(["train", data, "--out", tmp_path / "m", *QUICK], capsys)
     assert code == 0, err
     assert "warning" in err and "44100" in err and "Traceback" not in err
@@ -206,7 +176,7 @@ def test_bad_model_directory(model, tmp_path, capsys, what, mimii):
     wav = mimii / "fan/id_00/normal/00000000.wav"
     for args in (["info", target], ["score", target, wav], ["evaluate", target, mimii]):
         code, _, err = run(args, capsys)
-        _one_line_error(code, err, target)
+        one_line_error(code, err, target)
 
 
 def test_usage_error_exit_2(capsys):
@@ -222,7 +192,7 @@ def test_extra_detector_parameters(mimii, tmp_path, capsys):
     params = json.loads((out / "manifest.json").read_text())["model"]["params"]
     assert params["hidden"] == 16 and params["bottleneck"] == 4
     code, _, err = run(["train", mimii, "--out", tmp_path / "m2", "-p", "width=3"], capsys)
-    _one_line_error(code, err, "width")
+    one_line_error(code, err, "width")
     assert not (tmp_path / "m2").exists()
 
 
@@ -238,4 +208,4 @@ def test_missing_optional_extra_is_one_line(monkeypatch, mimii, tmp_path, capsys
 
     monkeypatch.setattr(builtins, "__import__", no_torch)
     code, _, err = run(["train", mimii, "--out", tmp_path / "m", *QUICK], capsys)
-    _one_line_error(code, err, "earshot[train]")
+    one_line_error(code, err, "earshot[train]")

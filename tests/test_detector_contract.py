@@ -15,6 +15,8 @@ import pytest
 from earshot.detection import DETECTORS, detector_class, make_detector
 from earshot.errors import NotFittedError, ParameterError
 
+from helpers.spectra import sloped_clips
+
 FAST = {"dense-ae": {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256},
         "cnn": {"epochs": 3, "n_frames": 16, "width": 8, "n_blocks": 2, "batch_size": 16, "patience": 10},
         "lstm-ae": {"epochs": 3, "n_frames": 8, "window_hop": 4, "hidden": 16, "bottleneck": 8, "batch_size": 64},
@@ -23,23 +25,12 @@ FAST = {"dense-ae": {"epochs": 3, "hidden": 32, "n_layers": 2, "batch_size": 256
         "auto": {"candidates": "gauss,knn"}}
 
 
-def _clips(rng, n, *, n_mels=32, n_time=60, tone=None):
-    base = np.linspace(-60, -20, n_mels, dtype=np.float32)[:, None]
-    clips = []
-    for _ in range(n):
-        x = base + rng.normal(0, 1.0, size=(n_mels, n_time)).astype(np.float32)
-        if tone is not None:
-            x[tone] += 12.0
-        clips.append(x)
-    return clips
-
-
 def _training(kind, rng, n):
     """fit() arguments: n normal clips; supervised detectors also get n // 2 labelled anomalies."""
-    normal = _clips(rng, n)
+    normal = sloped_clips(rng, n)
     if not detector_class(kind).uses_labels:
         return (normal,)
-    return (normal + _clips(rng, n // 2, tone=slice(10, 14)), np.array([0] * n + [1] * (n // 2)))
+    return (normal + sloped_clips(rng, n // 2, tone=slice(10, 14)), np.array([0] * n + [1] * (n // 2)))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +62,7 @@ def test_constructor_only_stores_parameters(kind):
 
 def test_not_fitted_raises(kind, rng):
     det = make_detector(kind, **FAST[kind])
-    X = _clips(rng, 2)
+    X = sloped_clips(rng, 2)
     for method in (det.score_samples, det.decision_function, det.predict):
         with pytest.raises(NotFittedError):
             method(X)
@@ -83,7 +74,7 @@ def test_fit_returns_self_and_conventions(kind, rng):
     assert np.isfinite(det.threshold_)
     assert det.train_scores_.ndim == 1
     assert "epochs" not in FAST[kind] or len(det.history_["loss"]) == FAST[kind]["epochs"]
-    test_n, test_a = _clips(rng, 8), _clips(rng, 8, tone=slice(10, 14))
+    test_n, test_a = sloped_clips(rng, 8), sloped_clips(rng, 8, tone=slice(10, 14))
     s_n, s_a = det.score_samples(test_n), det.score_samples(test_a)
     assert s_n.shape == (8,) and s_a.shape == (8,)
     # higher = more anomalous: clips with a strong extra tone score above normal clips
@@ -115,7 +106,7 @@ def test_bad_input(kind, rng):
     with pytest.raises(ParameterError, match="frames"):
         det.fit([np.zeros((32, 2), np.float32)])
     with pytest.raises(ParameterError, match="threshold"):
-        make_detector(kind, threshold="median", **FAST[kind]).fit(_clips(rng, 8))
+        make_detector(kind, threshold="median", **FAST[kind]).fit(sloped_clips(rng, 8))
 
 
 def test_unknown_kind():

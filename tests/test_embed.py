@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,18 +11,15 @@ import pytest
 from earshot.detection.embed import AUGMENTATIONS, EmbedDetector, metadata_classes
 from earshot.errors import ParameterError
 
+from helpers.spectra import machine_clip
+
 torch = pytest.importorskip("torch")
 
 N_MELS = 32
 QUICK = {"epochs": 4, "width": 32, "embedding_dim": 16, "crop_frames": 16, "batch_size": 16}
 
 
-def _clip(rng, *, hum=6, n_time=64, tone=None, gain_db=0.0):
-    x = np.linspace(-50, -30, N_MELS)[:, None] + gain_db + rng.normal(0, 1.0, size=(N_MELS, n_time))
-    x[hum] += 12.0
-    if tone is not None:
-        x[tone] += 10.0
-    return x.astype(np.float32)
+_clip = partial(machine_clip, n_mels=N_MELS)  # a hum 12 dB up (band 6 unless said), a tone 10 dB up
 
 
 # ---------------------------------------------------------------------- metadata classes

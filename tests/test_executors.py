@@ -13,7 +13,7 @@ import pytest
 from earshot.errors import ParameterError
 from earshot._util.executors import (DaskExecutor, ProcessExecutor, SerialExecutor, batched, get_executor,
                                parse_executor)
-from scale_support import tiny_data, tiny_model
+from helpers.scale import tiny_data, tiny_model
 
 try:
     import dask.distributed  # noqa: F401

@@ -15,16 +15,9 @@ from earshot.cli.app import main
 from earshot.errors import DatasetError, ParameterError
 from earshot.reports.explore import check_clip, explore
 
-SR = 16000
+from helpers.signals import SR, tone
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _tone(rng, freq=200.0, amp=0.3, seconds=0.5, channels=1):
-    t = np.arange(int(seconds * SR)) / SR
-    y = amp * np.sin(2 * np.pi * freq * t) + 0.01 * rng.normal(size=t.size)
-    if channels > 1:
-        y = np.stack([y * (1 - 0.2 * c) for c in range(channels)], axis=1)
-    return y.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +30,16 @@ def data(tmp_path_factory):
     (d / "normal").mkdir(parents=True)
     (d / "abnormal").mkdir(parents=True)
     for i in range(4):
-        sf.write(d / "normal" / f"{i:08d}.wav", _tone(rng), SR, subtype="PCM_16")
+        sf.write(d / "normal" / f"{i:08d}.wav", tone(rng), SR, subtype="PCM_16")
     sf.write(d / "normal" / "00000009.wav", np.zeros(SR // 2, np.float32), SR, subtype="PCM_16")
     for i in range(2):
-        sf.write(d / "abnormal" / f"{i:08d}.wav", _tone(rng, freq=3000), SR, subtype="PCM_16")
-    sf.write(d / "abnormal" / "00000009.wav", np.clip(_tone(rng, amp=3.0), -1, 1), SR, subtype="PCM_16")
+        sf.write(d / "abnormal" / f"{i:08d}.wav", tone(rng, freq=3000), SR, subtype="PCM_16")
+    sf.write(d / "abnormal" / "00000009.wav", np.clip(tone(rng, amp=3.0), -1, 1), SR, subtype="PCM_16")
     d = root / "fan" / "id_02"
     for label, n, freq in (("normal", 3, 200), ("abnormal", 2, 3000)):
         (d / label).mkdir(parents=True)
         for i in range(n):
-            sf.write(d / label / f"{i:08d}.wav", _tone(rng, freq=freq, channels=2), SR, subtype="PCM_16")
+            sf.write(d / label / f"{i:08d}.wav", tone(rng, freq=freq, channels=2), SR, subtype="PCM_16")
     return root
 
 
@@ -140,7 +133,7 @@ def test_unreadable_clip_is_listed_not_fatal(tmp_path):
     rng = np.random.default_rng(3)
     folder = tmp_path / "data" / "pump" / "normal"
     folder.mkdir(parents=True)
-    sf.write(folder / "good.wav", _tone(rng), SR)
+    sf.write(folder / "good.wav", tone(rng), SR)
     (folder / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
     summary = explore(tmp_path / "data", tmp_path / "out", n_mels=32)
     (bad,) = summary["problems"]["unreadable"]

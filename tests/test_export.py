@@ -18,6 +18,8 @@ from earshot.cli.app import main
 from earshot.detection.aggregate import aggregate
 from earshot.features import log_mel
 
+from helpers.cli import one_line_error, run
+
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
@@ -46,20 +48,6 @@ def models(data, tmp_path_factory):
         out[kind] = root / kind
         assert main(["train", str(data), "--out", str(out[kind]), "--model", kind, *QUICK, *extra]) == 0
     return out
-
-
-def run(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _one_line_error(code, err, *needles):
-    assert code == 1, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("earshot: error:"), err
-    for needle in needles:
-        assert str(needle) in lines[0], (needle, lines[0])
 
 
 def _nothing_left(folder: Path):
@@ -297,35 +285,35 @@ def test_export_refuses_a_symmetric_window(models, tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(export_frontend, "_frontend_window", lambda features: np.hanning(features.n_fft))
     code, _, err = run(["export", models["gauss"], "--out", tmp_path / "edge"], capsys)
-    _one_line_error(code, err, "differs from earshot's scoring", "nothing was written")
+    one_line_error(code, err, "differs from earshot's scoring", "nothing was written")
     _nothing_left(tmp_path / "edge")
 
 
 def test_errors_are_one_line_and_write_nothing(models, tmp_path, capsys, monkeypatch):
     out = tmp_path / "edge"
     code, _, err = run(["export", tmp_path / "nope", "--out", out], capsys)
-    _one_line_error(code, err, "nope", "no such model")
+    one_line_error(code, err, "nope", "no such model")
     _nothing_left(out)
     code, _, err = run(["export", models["dense-ae"], "--out", out, "--group", "pump/id_09"], capsys)
-    _one_line_error(code, err, "pump/id_09", "fan/id_00")
+    one_line_error(code, err, "pump/id_09", "fan/id_00")
     _nothing_left(out)
     a_file = tmp_path / "file.onnx"
     a_file.write_text("x")
     code, _, err = run(["export", models["gauss"], "--out", a_file], capsys)
-    _one_line_error(code, err, "file.onnx", "got a file")
+    one_line_error(code, err, "file.onnx", "got a file")
     assert a_file.read_text() == "x"
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("mine")
     code, _, err = run(["export", models["gauss"], "--out", keep], capsys)
-    _one_line_error(code, err, "mine", "not an earshot export")
+    one_line_error(code, err, "mine", "not an earshot export")
     assert [p.name for p in keep.iterdir()] == ["notes.txt"]
     # a graph that fails its check: nothing written, an earlier export left as it was
     import earshot.bundle.export_check as export_check  # owns the tolerances verify_export reads
 
     monkeypatch.setattr(export_check, "LOGMEL_TOL_DB", -1.0)
     code, _, err = run(["export", models["dense-ae"], "--out", out], capsys)
-    _one_line_error(code, err, "differs from earshot's scoring", "nothing was written")
+    one_line_error(code, err, "differs from earshot's scoring", "nothing was written")
     _nothing_left(out)
     monkeypatch.undo()
     assert run(["export", models["gauss"], "--out", out], capsys)[0] == 0
@@ -333,7 +321,7 @@ def test_errors_are_one_line_and_write_nothing(models, tmp_path, capsys, monkeyp
     monkeypatch.setattr(export_check, "RTOL", 0.0)
     monkeypatch.setattr(export_check, "LOGMEL_TOL_DB", -1.0)
     code, _, err = run(["export", models["dense-ae"], "--out", out], capsys)
-    _one_line_error(code, err, "differs")
+    one_line_error(code, err, "differs")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".edge.")]
     # a damaged bundle graph
@@ -344,7 +332,7 @@ def test_errors_are_one_line_and_write_nothing(models, tmp_path, capsys, monkeyp
     shutil.copytree(models["gauss"], broken)
     (broken / "model.onnx").write_bytes(b"not onnx")
     code, _, err = run(["export", broken, "--out", tmp_path / "edge2"], capsys)
-    _one_line_error(code, err, "model.onnx")
+    one_line_error(code, err, "model.onnx")
     _nothing_left(tmp_path / "edge2")
 
 
@@ -360,7 +348,7 @@ def test_missing_onnx_package_is_one_line(models, tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     code, _, err = run(["export", models["gauss"], "--out", tmp_path / "edge"], capsys)
-    _one_line_error(code, err, "earshot[train]")
+    one_line_error(code, err, "earshot[train]")
     _nothing_left(tmp_path / "edge")
     # the log-mel form is a copy: it needs no onnx
     assert run(["export", models["gauss"], "--out", tmp_path / "edge", "--logmel"], capsys)[0] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -13,18 +14,14 @@ from earshot.errors import ParameterError
 from earshot.features.clipstats import MIN_FRAMES, band_matrix, clip_stats, n_clip_stats, stat_names
 from earshot.features.config import FeatureConfig
 
+from helpers.spectra import machine_clip
+
 N_MELS = 32
 DETECTORS = (GaussianDetector, KnnDetector)
 
 
-def _clip(rng, *, n_time=80, tone=None, tilt=0.0, gain_db=0.0):
-    """A noisy machine-like log-mel clip: a spectral slope, a hum at band 6, optional extras."""
-    base = np.linspace(-50, -30, N_MELS)[:, None] + tilt * np.linspace(-1, 1, N_MELS)[:, None]
-    x = base + gain_db + rng.normal(0, 1.5, size=(N_MELS, n_time))
-    x[6] += 10.0 + rng.normal(0, 0.3)
-    if tone is not None:
-        x[tone] += 8.0
-    return x.astype(np.float32)
+# a noisy machine-like log-mel clip: a spectral slope, a hum at band 6, optional extras
+_clip = partial(machine_clip, n_mels=N_MELS, n_time=80, noise_sd=1.5, hum_db=10.0, hum_jitter=0.3, tone_db=8.0)
 
 
 def _domain_data(rng, n_source=40, n_target=3):

@@ -14,7 +14,7 @@ from earshot.cli.app import main
 from earshot.timeline import EventLog, FileSource, RingBuffer, StreamScorer, monitor
 from earshot.timeline import EventSettings, WindowGeometry
 
-from test_timeline import long_case, read_events
+from helpers.long_case import long_case, read_events
 
 
 @pytest.fixture(scope="module")

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from earshot.cli.app import main
 from earshot.detection import make_detector
 
-from test_timeline import FAULT, long_case, one_torch_thread, read_events
+from helpers.datasets import write_hum_dataset
+from helpers.long_case import FAULT, long_case, read_events
+from helpers.spectra import sloped_clips
+from helpers.torch_threads import single_torch_thread
 
 torch = pytest.importorskip("torch")
 
 SMALL = {"epochs": 4, "n_frames": 8, "window_hop": 4, "hidden": 16, "bottleneck": 8, "batch_size": 64}
 
 
-def _clips(rng, n, *, n_mels=24, n_time=50, tone=None):
-    base = np.linspace(-60, -20, n_mels, dtype=np.float32)[:, None]
-    out = []
-    for _ in range(n):
-        x = base + rng.normal(0, 1.0, size=(n_mels, n_time)).astype(np.float32)
-        if tone is not None:
-            x[tone] += 12.0
-        out.append(x)
-    return out
+_clips = partial(sloped_clips, n_mels=24, n_time=50)
 
 
 def test_module_shapes_and_windows():
@@ -49,7 +44,7 @@ def test_module_shapes_and_windows():
 def test_real_time_steps_matter(rng):
     """A sequence model: reversing each clip in time changes its score (AMULET's one-step
     sequences could not tell)."""
-    with one_torch_thread():
+    with single_torch_thread():
         X = []
         t = np.arange(50)
         for _ in range(16):  # a rising sweep along time in every clip
@@ -66,7 +61,7 @@ def test_bundle_scores_through_onnx_like_torch(rng, tmp_path):
     from earshot.bundle import Bundle, load_detector, save_bundle
     from earshot.features import FeatureConfig
 
-    with one_torch_thread():
+    with single_torch_thread():
         det = make_detector("lstm-ae", **SMALL).fit(_clips(rng, 20))
         save_bundle(tmp_path / "b", det, features=FeatureConfig(n_mels=24, n_frames=8))
     bundle = Bundle(tmp_path / "b")
@@ -79,23 +74,10 @@ def test_bundle_scores_through_onnx_like_torch(rng, tmp_path):
     np.testing.assert_allclose(again.score_samples(test), det.score_samples(test), rtol=1e-5)
 
 
-def _hum(rng, fault=False, seconds=2.0):
-    t = np.arange(int(seconds * 16000)) / 16000
-    y = 0.2 * np.sin(2 * np.pi * 100 * t) + 0.1 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.normal(size=t.size)
-    if fault:
-        y = y + 0.15 * np.sin(2 * np.pi * 2300 * t) * (np.sin(2 * np.pi * 3 * t) > 0)
-    return (y / 2).astype(np.float32)
-
-
 def test_train_evaluate_and_score_from_the_command_line(rng, tmp_path, capsys):
-    data = tmp_path / "data"
-    for label, n in (("normal", 16), ("abnormal", 4)):
-        d = data / "fan" / "id_00" / label
-        d.mkdir(parents=True)
-        for i in range(n):
-            sf.write(d / f"{i:08d}.wav", _hum(rng, fault=label == "abnormal"), 16000, subtype="PCM_16")
+    data = write_hum_dataset(tmp_path / "data", rng, n_normal=16, n_abnormal=4, fault="whine")
     model = tmp_path / "model"
-    with one_torch_thread():
+    with single_torch_thread():
         code = main(["train", str(data), "--out", str(model), "--model", "lstm-ae", "--n-mels", "32",
                      "--epochs", "5", "-p", "hidden=16"])
     assert code == 0, capsys.readouterr().err

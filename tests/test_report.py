@@ -12,37 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from earshot.cli.app import main
 
-SR = 16000
+from helpers.datasets import write_hum_clips, write_hum_dataset
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _hum(rng, seconds=1.0, fault=False):
-    t = np.arange(int(seconds * SR)) / SR
-    y = 0.2 * np.sin(2 * np.pi * 100 * t) + 0.1 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.normal(size=t.size)
-    if fault:  # a ringing 3 kHz resonance, weaker in some clips so the scores overlap a little
-        y = y + rng.uniform(0.0, 0.15) * np.sin(2 * np.pi * 3000 * t)
-    return (y / 2).astype(np.float32)
-
-
-def _write(folder: Path, n: int, rng, *, fault: bool, start: int = 0) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(start, start + n):
-        sf.write(folder / f"{i:08d}.wav", _hum(rng, fault=fault), SR, subtype="PCM_16")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """fan/id_00 and fan/id_02 (MIMII layout), 12 normal + 5 abnormal clips each, 1 s."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for mid in ("id_00", "id_02"):
-        _write(root / "fan" / mid / "normal", 12, rng, fault=False)
-        _write(root / "fan" / mid / "abnormal", 5, rng, fault=True)
-    return root
+    # a ringing 3 kHz resonance, weaker in some clips so the scores overlap a little
+    return write_hum_dataset(tmp_path_factory.mktemp("data"), np.random.default_rng(0), ids=("id_00", "id_02"),
+                             n_normal=12, n_abnormal=5, fault="resonance", seconds=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +154,8 @@ def test_report_numbers_equal_evaluate_json(evaluated):
 @pytest.mark.parametrize("keep", ["normal", "abnormal"])
 def test_one_class_data_says_what_is_missing(model, tmp_path, keep):
     rng = np.random.default_rng(5)
-    _write(tmp_path / "data" / "fan" / "id_00" / keep, 3, rng, fault=keep == "abnormal", start=100)
+    fault = "resonance" if keep == "abnormal" else False
+    write_hum_clips(tmp_path / "data" / "fan" / "id_00" / keep, 3, rng, fault=fault, start=100, seconds=1.0)
     code = main(["evaluate", str(model), str(tmp_path / "data"), "--report", str(tmp_path / "rep")])
     assert code == 0
     html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")

@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from earshot.service.app import create_app  # noqa: E402
 from earshot.service.settings import Settings  # noqa: E402
-from service_support import SR, hum, tiny_model, wav_bytes  # noqa: E402
+from helpers.service import tiny_model, wav_bytes  # noqa: E402
+from helpers.signals import SR, hum  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,8 @@ import pytest
 pytest.importorskip("fastapi")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from service_support import Server, hum, tiny_model, wav_bytes  # noqa: E402
+from helpers.service import Server, tiny_model, wav_bytes  # noqa: E402
+from helpers.signals import hum  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -19,7 +19,8 @@ import httpx  # noqa: E402
 
 from earshot.service.alerts import Hysteresis, events  # noqa: E402
 from earshot.service.store import Job, Notification, Store, utcnow  # noqa: E402
-from service_support import Server, hum, tiny_model, wav_bytes  # noqa: E402
+from helpers.service import Server, tiny_model, wav_bytes  # noqa: E402
+from helpers.signals import hum  # noqa: E402
 
 
 DB_URL = os.environ.get("EARSHOT_TEST_DB_URL")

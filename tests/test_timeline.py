@@ -7,10 +7,8 @@ as one event within 1 s of the truth, and nothing elsewhere.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,58 +30,15 @@ from earshot.timeline import (
     verdict,
 )
 
-SR = 16000
-FAULT = (60.0, 90.0)
+from helpers.long_case import FAULT, long_case, read_events
+from helpers.signals import SR
+from helpers.torch_threads import single_torch_thread
 
 
 # ---------------------------------------------------------------------- shared long-recording case
-@contextlib.contextmanager
-def one_torch_thread():
-    """Train with one torch thread: on a shared 2-core machine OpenMP threads fight (4x slower)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def long_case(tmp_path_factory, model: str = "dense-ae") -> dict[str, Path]:
-    """A fan: six long normal recordings (32 s each, cut into 1 s windows for training), a
-    120 s recording with an imbalance from 60 s to 90 s, and a model trained on the normal
-    ones. Built once per test session (cached under the session's base temp folder)."""
-    from earshot.synth import render_clip, synthesize_long
-
-    root = tmp_path_factory.getbasetemp() / "long-case"
-    case = {"root": root, "long": root / "fan_long.wav", "train": root / "train", "model": root / f"model-{model}"}
-    if not case["long"].exists():
-        root.mkdir(exist_ok=True)
-        synthesize_long(case["long"], machine="fan", duration_s=120.0, fault_start_s=FAULT[0], fault_end_s=FAULT[1],
-                        seed=0)
-        case["train"].mkdir(exist_ok=True)
-        for i in range(6):  # other recordings of the same machine (same seed = same fan)
-            y = render_clip("fan", machine_id=0, duration_s=32.0, sr=SR, snr_db=6.0,
-                            rng=np.random.default_rng(1000 + i), seed=0)
-            sf.write(case["train"] / f"normal_{i}.wav", y, SR, subtype="PCM_16")
-    if not case["model"].exists():
-        extra = ["-p", "hidden=64"] if model == "dense-ae" else []
-        with one_torch_thread():
-            code = main(["train", str(case["train"]), "--out", str(case["model"]), "--model", model,
-                         "--group-by", "none", "--n-mels", "32", "--epochs", "8", *extra])
-        assert code == 0
-    return case
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     return long_case(tmp_path_factory)
-
-
-def read_events(path: Path) -> list[dict[str, float]]:
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 # ---------------------------------------------------------------------- streamed features
@@ -333,7 +288,7 @@ def test_event_settings_defaults_scale_with_the_window(case):
 def test_train_on_one_long_recording(case, tmp_path, capsys):
     """The AMULET workflow: one long normal wav is windowed into training clips."""
     model = tmp_path / "m"
-    with one_torch_thread():
+    with single_torch_thread():
         code = main(["train", str(case["train"] / "normal_0.wav"), "--out", str(model), "--n-mels", "16",
                      "--epochs", "2", "--window-s", "2"])
     assert code == 0, capsys.readouterr().err
@@ -347,7 +302,7 @@ def test_amulet_recordings(shared_data, tmp_path, capsys):
     """Real data: AMULET's 5.5 s good recording (cut into 0.5 s windows) and its defect recording."""
     good, bad = shared_data / "amulet" / "good.wav", shared_data / "amulet" / "test.wav"
     model = tmp_path / "m"
-    with one_torch_thread():
+    with single_torch_thread():
         assert main(["train", str(good), "--out", str(model), "--epochs", "10", "--window-s", "0.5"]) == 0
     capsys.readouterr()
     args = ["--window-s", "0.5", "--min-duration-s", "1"]

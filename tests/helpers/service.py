@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests: a tiny trained model (once per session), clips, a live server."""
+"""Shared by the service tests: a tiny trained model (once per session), clips, a live server."""
 
 from __future__ import annotations
 
@@ -15,23 +15,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-SR = 16000
+from earshot.cli.app import main
+
+from helpers.datasets import write_hum_dataset
+from helpers.signals import SR
+
 _MODEL: dict[str, Path] = {}
 
 
-def hum(rng: np.random.Generator, seconds: float = 2.0, sr: int = SR, fault: bool = False) -> np.ndarray:
-    """A machine hum (100 + 200 Hz and noise); ``fault`` adds bearing-like clicks ringing at 3 kHz."""
-    t = np.arange(int(seconds * sr)) / sr
-    y = 0.2 * np.sin(2 * np.pi * 100 * t) + 0.1 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.normal(size=t.size)
-    if fault:
-        clicks = np.zeros_like(t)
-        clicks[:: sr // 37] = 1.0
-        ring = np.exp(-np.arange(200) / 30) * np.sin(2 * np.pi * 3000 * np.arange(200) / sr)
-        y = y + 0.3 * np.convolve(clicks, ring)[: t.size]
-    return (y / 2).astype(np.float32)
-
-
 def wav_bytes(y: np.ndarray, sr: int = SR, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    """``y`` encoded as an audio file (WAV, 16-bit by default), in memory."""
     buf = io.BytesIO()
     sf.write(buf, y, sr, format=fmt, subtype=subtype)
     return buf.getvalue()
@@ -41,15 +34,8 @@ def tiny_model(tmp_path_factory) -> Path:
     """A single-bundle model for machine group ``fan/id_00`` (3 epochs, 32 mels), trained once per session."""
     if "path" in _MODEL:
         return _MODEL["path"]
-    from earshot.cli.app import main
-
-    root = tmp_path_factory.mktemp("service-data")
-    rng = np.random.default_rng(0)
-    for label, n in (("normal", 14), ("abnormal", 3)):
-        d = root / "fan" / "id_00" / label
-        d.mkdir(parents=True)
-        for i in range(n):
-            sf.write(d / f"{i:08d}.wav", hum(rng, fault=label == "abnormal"), SR, subtype="PCM_16")
+    root = write_hum_dataset(tmp_path_factory.mktemp("service-data"), np.random.default_rng(0), n_normal=14,
+                             n_abnormal=3)
     out = tmp_path_factory.mktemp("service-model") / "model"
     assert main(["train", str(root), "--out", str(out), "--epochs", "3", "--n-mels", "32"]) == 0
     _MODEL["path"] = out
@@ -57,6 +43,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
     with contextlib.closing(socket.socket()) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
