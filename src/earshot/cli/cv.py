@@ -6,8 +6,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
+from earshot._util.fs import atomic_file
 from earshot.cli.channel_option import Channels, resolve_channels
+from earshot.cli.common import fmt_cell, parse_params, progress_bars
+from earshot.cli.options import Channel, HopLength, NFft, NMels
+from earshot.errors import ParameterError
 
 
 def register(app: typer.Typer, out, err) -> None:
@@ -20,11 +25,11 @@ def register(app: typer.Typer, out, err) -> None:
         folds: Annotated[Optional[int], typer.Option(help="k of the stratified k-fold (default: the number of ids "
                                                           "per machine type; 5 with --by fold).")] = None,
         epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's).")] = None,
-        n_mels: Annotated[int, typer.Option(help="Mel bands.")] = 128,
-        n_fft: Annotated[int, typer.Option(help="FFT length (samples).")] = 1024,
-        hop_length: Annotated[int, typer.Option(help="Hop between frames (samples).")] = 512,
+        n_mels: NMels = 128,
+        n_fft: NFft = 1024,
+        hop_length: HopLength = 512,
         sr: Annotated[int, typer.Option(help="Sample rate to decode at (Hz).")] = 16000,
-        channel: Annotated[Optional[int], typer.Option(help="Channel to use (0-based); default: mean of all channels.")] = None,
+        channel: Channel = None,
         channels: Channels = None,
         threshold: Annotated[Optional[str], typer.Option(help="Threshold method (default: the model's, gamma:0.9).")] = None,
         seed: Annotated[int, typer.Option(help="Random seed (folds, initial weights, shuffling).")] = 0,
@@ -37,23 +42,17 @@ def register(app: typer.Typer, out, err) -> None:
         workers: Annotated[Optional[int], typer.Option(help="Worker processes for --executor processes/dask.")] = None,
     ) -> None:
         """Cross-validate a model: random split vs leave-one-machine-out, side by side."""
-        from rich.table import Table
-
-        from earshot._util.fs import atomic_file
-        from earshot.cli.app import _fmt, _parse_params, _progress
-        from earshot.pipeline.crossval import cross_validate
-        from earshot.reports.crossval import cv_json, write_cv_report
-        from earshot.errors import ParameterError
-        from earshot.features.config import FeatureConfig
+        from earshot._util.executors import executor_scope  # deferred: the library loads when a verb runs (fast --help)
+        from earshot.features.config import FeatureConfig  # deferred: as above
+        from earshot.pipeline.crossval import cross_validate  # deferred: as above
+        from earshot.reports.crossval import cv_json, write_cv_report  # deferred: as above (and matplotlib)
 
         if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
             raise ParameterError(f"--report {report_dir}: expected a folder, got a file")
         features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         rule = resolve_channels(channel, channels)
-        params = {"epochs": epochs, "threshold": threshold, **_parse_params(param or [])}
-        with _progress() as progress:
-            from earshot._util.executors import executor_scope
-
+        params = {"epochs": epochs, "threshold": threshold, **parse_params(param or [])}
+        with progress_bars() as progress:
             with executor_scope(executor, workers=workers) as ex:
                 result = cross_validate(data, by=by, model=model, folds=folds, model_params=params, features=features,
                                         channel=rule, split_file=split_file, seed=seed, progress=progress, executor=ex)
@@ -66,9 +65,9 @@ def register(app: typer.Typer, out, err) -> None:
             sc = result["schemes"][s]
             for what in ("pooled", "mean"):
                 m = sc.get(what) or {}
-                table.add_row(sc["title"], what, *(_fmt(m.get(k)) for k in keys))
+                table.add_row(sc["title"], what, *(fmt_cell(m.get(k)) for k in keys))
         if result.get("gap"):
-            table.add_row("gap", "random - leave-out", *(_fmt(result["gap"].get(k)) for k in keys))
+            table.add_row("gap", "random - leave-out", *(fmt_cell(result["gap"].get(k)) for k in keys))
         out.print(table)
         groups = Table(title="AUC / F1 per group" + (" (held out in leave-one-out)" if len(schemes) > 1 else ""))
         groups.add_column("group")
@@ -80,7 +79,7 @@ def register(app: typer.Typer, out, err) -> None:
             cells = []
             for s in schemes:
                 m = d.get(s) or {}
-                cells += [_fmt(m.get("auc")), _fmt(m.get("f1"))]
+                cells += [fmt_cell(m.get("auc")), fmt_cell(m.get("f1"))]
             groups.add_row(g, *cells)
         out.print(groups)
         for s in schemes:

@@ -8,6 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from earshot.cli.options import EventGroup, MergeGapS, MinDurationS, OptionalModelDir, Sensitivity, ThresholdOverride, WindowS
+from earshot.errors import ParameterError
+
 
 def _device(text: Optional[str]):
     """``--device``: a PortAudio index (digits) or a name."""
@@ -16,24 +19,60 @@ def _device(text: Optional[str]):
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
+def _check_options(model_dir: Optional[Path], *, fast: bool, input_file: Optional[Path], device: Optional[str],
+                   blocksize: int, stall_s: Optional[float]) -> None:
+    """The combinations of options listen refuses, one line each."""
+    if model_dir is None:
+        raise ParameterError("MODEL: expected a model directory (or --list-devices)")
+    if fast and input_file is None:
+        raise ParameterError("--fast: only with --input FILE (a device delivers at its own pace)")
+    if input_file is not None and device is not None:
+        raise ParameterError("--device and --input: give one of them, not both")
+    if blocksize < 16:
+        raise ParameterError(f"--blocksize: expected at least 16 samples, got {blocksize}")
+    if stall_s is not None and input_file is not None:
+        raise ParameterError("--stall-s: only with a device (a file has no hung device to watch for)")
+    if stall_s is not None and not stall_s >= 0:
+        raise ParameterError(f"--stall-s: expected 0 (off) or a number of seconds, got {stall_s:g}")
+
+
+def _print_devices(out, devices: list[dict]) -> None:
+    """``--list-devices``: one line per input device, ``*`` marks the default."""
+    if not devices:
+        out.print("no audio input devices found")
+    for d in devices:
+        out.print(f"{d['index']:>3}{' *' if d['default'] else '  '} {d['name']}  "
+                  f"({d['channels']} ch, {d['default_sr']:g} Hz)")
+
+
+def _summary_line(summary, wall: float, fast: bool) -> str:
+    """What was heard, in one line, when listening ends."""
+    speed = f" ({summary.seconds / wall:.0f}x real time)" if fast and wall > 0 else ""
+    return (f"listened to {summary.seconds:.1f} s of audio in {wall:.1f} s{speed}: {summary.n_windows} windows, "
+            f"{summary.n_above} above the threshold, {summary.events} event(s)"
+            f"{'; interrupted' if summary.interrupted else ''}"
+            f"{f'; {summary.dropped_samples} samples dropped (the scorer fell behind)' if summary.dropped_samples else ''}"
+            f"{f'; {summary.input_overflows} input overflow(s) (audio lost by the sound card)' if summary.input_overflows else ''}")
+
+
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def listen(
-        model_dir: Annotated[Optional[Path], typer.Argument(metavar="MODEL", help="Model directory written by `earshot train`.")] = None,
+        model_dir: OptionalModelDir = None,
         device: Annotated[Optional[str], typer.Option(help="Input device (index or name; see --list-devices). Default: the system's default input.")] = None,
         input_file: Annotated[Optional[Path], typer.Option("--input", help="Stream this audio file instead of a device, at real-time pace.")] = None,
         fast: Annotated[bool, typer.Option("--fast", help="With --input: as fast as the scorer goes, not at real-time pace.")] = False,
         list_devices: Annotated[bool, typer.Option("--list-devices", help="List the audio input devices and exit.")] = False,
         record: Annotated[Optional[Path], typer.Option(help="Also write the audio heard to this wav file.")] = None,
         events_csv: Annotated[Path, typer.Option("--events", help="CSV log the events are appended to as they end.")] = Path("listen-events.csv"),
-        window_s: Annotated[Optional[float], typer.Option(help="Window length (s); each window is scored like a clip. Default: 1 s, or the shortest window the model can score if longer.")] = None,
+        window_s: WindowS = None,
         hop_s: Annotated[float, typer.Option(help="Time between window starts (s): a verdict this often.")] = 0.1,
-        sensitivity: Annotated[Optional[float], typer.Option(help="S > 0: divide the margin between the normal level and the model's threshold by S (2: more alarms, 0.5: fewer).")] = None,
-        threshold: Annotated[Optional[float], typer.Option(help="Use this threshold instead of the model's.")] = None,
-        min_duration_s: Annotated[Optional[float], typer.Option(help="Shortest event (s); default: three times --window-s.")] = None,
-        merge_gap_s: Annotated[Optional[float], typer.Option(help="Merge events closer than this (s); default: --window-s.")] = None,
+        sensitivity: Sensitivity = None,
+        threshold: ThresholdOverride = None,
+        min_duration_s: MinDurationS = None,
+        merge_gap_s: MergeGapS = None,
         hysteresis: Annotated[float, typer.Option(help="An event ends this fraction of the way from the threshold down to the normal level.")] = 0.5,
-        group: Annotated[Optional[str], typer.Option(help="With a model set: the group's model to use.")] = None,
+        group: EventGroup = None,
         channel: Annotated[Optional[int], typer.Option(help="Input channel (0-based); default: the model's, else the mean of a mono or stereo input (the first channel of a device with more).")] = None,
         duration_s: Annotated[Optional[float], typer.Option("--duration-s", help="Stop after this much audio (s); default: until the input ends or Ctrl-C.")] = None,
         print_every_s: Annotated[float, typer.Option(help="Rolling verdict every this many seconds of audio (0: every window).")] = 1.0,
@@ -41,33 +80,16 @@ def register(app: typer.Typer, out, err) -> None:
         stall_s: Annotated[Optional[float], typer.Option("--stall-s", help="End with an error when the device delivers no audio for this long (s): hung, or gone without an error. Default: 5 s (4 blocks if longer); 0: wait for ever.")] = None,
     ) -> None:
         """Listen live: a rolling verdict, events logged to CSV as they end; Ctrl-C to stop."""
-        from earshot.errors import ParameterError
-        from earshot.io.channels import refuse_fused_stream
-        from earshot.timeline import (DeviceSource, EventLog, FileSource, Recorder, StreamScorer,
-                                    list_input_devices, monitor)
-        from earshot.timeline import EventSettings, WindowGeometry
+        from earshot.io.channels import refuse_fused_stream  # deferred: the library loads when a verb runs (fast --help)
+        from earshot.timeline import (  # deferred: as above (sounddevice only when a device is opened)
+            DeviceSource, EventLog, EventSettings, FileSource, Recorder, StreamScorer, WindowGeometry,
+            list_input_devices, monitor)
 
         if list_devices:
-            devices = list_input_devices()
-            if not devices:
-                out.print("no audio input devices found")
-            for d in devices:
-                out.print(f"{d['index']:>3}{' *' if d['default'] else '  '} {d['name']}  "
-                          f"({d['channels']} ch, {d['default_sr']:g} Hz)")
+            _print_devices(out, list_input_devices())
             return
-        if model_dir is None:
-            raise ParameterError("MODEL: expected a model directory (or --list-devices)")
-        if fast and input_file is None:
-            raise ParameterError("--fast: only with --input FILE (a device delivers at its own pace)")
-        if input_file is not None and device is not None:
-            raise ParameterError("--device and --input: give one of them, not both")
-        if blocksize < 16:
-            raise ParameterError(f"--blocksize: expected at least 16 samples, got {blocksize}")
-        if stall_s is not None and input_file is not None:
-            raise ParameterError("--stall-s: only with a device (a file has no hung device to watch for)")
-        if stall_s is not None and not stall_s >= 0:
-            raise ParameterError(f"--stall-s: expected 0 (off) or a number of seconds, got {stall_s:g}")
-        from earshot.bundle import load_model
+        _check_options(model_dir, fast=fast, input_file=input_file, device=device, blocksize=blocksize, stall_s=stall_s)
+        from earshot.bundle import load_model  # deferred: as above
 
         model = load_model(model_dir)
         if group is None and len(model.bundles) > 1:
@@ -127,12 +149,6 @@ def register(app: typer.Typer, out, err) -> None:
                     recorder.close()
                 else:
                     recorder.discard()
-        wall = time.perf_counter() - started
-        speed = f" ({summary.seconds / wall:.0f}x real time)" if fast and wall > 0 else ""
-        out.print(f"listened to {summary.seconds:.1f} s of audio in {wall:.1f} s{speed}: {summary.n_windows} windows, "
-                  f"{summary.n_above} above the threshold, {summary.events} event(s)"
-                  f"{'; interrupted' if summary.interrupted else ''}"
-                  f"{f'; {summary.dropped_samples} samples dropped (the scorer fell behind)' if summary.dropped_samples else ''}"
-                  f"{f'; {summary.input_overflows} input overflow(s) (audio lost by the sound card)' if summary.input_overflows else ''}")
+        out.print(_summary_line(summary, time.perf_counter() - started, fast))
         if record is not None:
             out.print(f"recorded: {record}")
