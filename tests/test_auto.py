@@ -129,6 +129,7 @@ def test_train_on_data_whose_test_set_has_no_labels(tmp_path, write_wav, capsys)
     np.testing.assert_allclose(scores, detector.score_samples(clips), rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_real_dcase2023_clips_with_auto_gauss_and_knn(shared_data, tmp_path):
     """Two training clips per machine: auto (per machine) and knn (all machines) train and score."""
     pytest.importorskip("torch")

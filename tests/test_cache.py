@@ -96,6 +96,7 @@ def test_resolve_from_environment(tmp_path, monkeypatch):
         resolve_cache(tmp_path / "file")
 
 
+@pytest.mark.slow
 def test_two_trainings_decode_each_file_once(data, tmp_path, monkeypatch, decodes):
     from earshot.pipeline import train
 

@@ -50,6 +50,7 @@ def test_metadata_classes_none_when_nothing_tells_clips_apart():
 
 
 # ---------------------------------------------------------------------- training and scoring
+@pytest.mark.slow
 def test_learns_ids_and_augmentations_and_flags_a_tone(rng):
     X = [_clip(rng, hum=6) for _ in range(12)] + [_clip(rng, hum=9) for _ in range(12)]
     meta = [{"machine": "fan", "id": "id_00", "domain": "source"}] * 12 + \

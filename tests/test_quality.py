@@ -18,6 +18,8 @@ SR = 16000
 FEATURES = FeatureConfig(n_mels=64)
 AE = {"epochs": 20, "batch_size": 256, "random_state": 0}
 
+pytestmark = pytest.mark.slow  # each trains a 20-epoch autoencoder on 2-3 s clips: minutes in all
+
 
 def _auc(det, normals, anomalies):
     s = det.score_samples([log_mel(y, FEATURES) for y in normals + anomalies])

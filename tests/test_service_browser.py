@@ -111,6 +111,7 @@ def test_writes_without_the_key_show_a_clear_message(page, server, clips):
     assert "API key" in err.text_content()
 
 
+@pytest.mark.slow
 def test_try_a_sound_upload_and_microphone(page, server, clips):
     page.goto(server.url + "/")
     page.fill("#api-key", KEY)

@@ -108,6 +108,7 @@ def test_restart_marks_cut_off_jobs_failed_and_resumes_pending_webhooks(model_di
 
 
 # ---------------------------------------------------------------------- kill -9
+@pytest.mark.slow
 def test_nothing_acknowledged_is_lost_when_the_server_is_killed(model_dir, tmp_path):
     """Post snippets from 6 threads, kill -9 the server in the middle, restart: every snippet
     that was answered 201 is there with its exact bytes, and a retry is recognised."""
