@@ -8,21 +8,8 @@ writes ONNX files and contracts for the edge (the ``onnx`` package, not torch, w
 from earshot.bundle.export import export_model
 from earshot.bundle.format import FORMAT_VERSION
 from earshot.bundle.modelset import ModelSet, group_dirname, load_model, write_index
+from earshot.bundle.save import load_detector, save_bundle
 from earshot.bundle.scorer import Bundle
-
-
-def save_bundle(*args, **kwargs):
-    """See :func:`earshot.bundle.save.save_bundle` (imported lazily: it needs torch)."""
-    from earshot.bundle.save import save_bundle as _save
-
-    return _save(*args, **kwargs)
-
-
-def load_detector(*args, **kwargs):
-    """See :func:`earshot.bundle.save.load_detector` (imported lazily: it needs torch)."""
-    from earshot.bundle.save import load_detector as _load
-
-    return _load(*args, **kwargs)
 
 
 __all__ = ["FORMAT_VERSION", "Bundle", "ModelSet", "load_model", "save_bundle", "load_detector", "group_dirname", "write_index",

@@ -230,7 +230,7 @@ def contract(bundle: Bundle, group: str, *, front_end: str, onnx_file: str, sha2
 
 
 def _ort_version() -> str:
-    import onnxruntime
+    import onnxruntime  # deferred: a second of start-up, needed only to write a contract
 
     return onnxruntime.__version__
 

@@ -30,6 +30,7 @@ from earshot.bundle.scorer import Bundle
 from earshot.detection.aggregate import aggregate as aggregate_scores
 from earshot.errors import BundleError
 from earshot.features.config import FeatureConfig
+from earshot.features.mel import log_mel
 
 __all__ = ["RTOL", "LOGMEL_TOL_DB", "min_samples", "verification_signals", "verify_export"]
 
@@ -142,8 +143,6 @@ def verify_export(model_bytes: bytes, bundle: Bundle, front_end: str = "waveform
     BundleError
         The graph cannot be run, or gives another number of windows than the bundle.
     """
-    from earshot.features.mel import log_mel
-
     signals = verification_signals(bundle.features, bundle.min_frames)
     ref_mel = [log_mel(s, bundle.features) for s in signals]  # (n_mels, n_time) each
     ref_windows = bundle.window_scores(ref_mel)

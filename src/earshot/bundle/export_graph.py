@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot import __version__
 from earshot.bundle.export_frontend import frontend_model
 from earshot.bundle.format import ONNX_FILE
 from earshot.bundle.scorer import Bundle
@@ -178,8 +179,6 @@ def waveform_model(bundle: Bundle, *, dft: str = "auto"):
 
 
 def _version() -> str:
-    from earshot import __version__
-
     return __version__
 
 

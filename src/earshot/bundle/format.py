@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from earshot import __version__
 from earshot.errors import BundleError
 
 __all__ = [
@@ -63,8 +64,6 @@ def check_format(data: dict[str, Any], path: Path) -> None:
             f"{path}: unknown model format_version {version!r} (this earshot reads version {FORMAT_VERSION}); "
             "retrain the model or use the earshot version that wrote it"
         )
-    from earshot import __version__
-
     written_by = data.get("versions", {}).get("earshot")
     if written_by and written_by != __version__:
         log.warning("%s was written by earshot %s; this is earshot %s", path, written_by, __version__)

@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from earshot import __version__
 from earshot.bundle.format import FORMAT_VERSION, INDEX, MANIFEST, check_format, read_json
 from earshot.bundle.scorer import Bundle
+from earshot.datasets import group_name, parse_path
 from earshot.errors import AudioError, BundleError, ParameterError
 
 __all__ = ["ModelSet", "load_model", "group_dirname", "write_index"]
@@ -27,8 +29,6 @@ def group_dirname(group: str) -> str:
 
 def write_index(directory: Path, groups: Mapping[str, str], *, group_by: str, extra: dict[str, Any] | None = None) -> None:
     """Write a model set's ``index.json`` (group name -> bundle sub-directory)."""
-    from earshot import __version__
-
     index = {
         "format_version": FORMAT_VERSION,
         "kind": "model-set",
@@ -70,8 +70,6 @@ class ModelSet:
         """The group a file belongs to by the layout parsing used in training, or None."""
         if len(self.bundles) == 1:
             return next(iter(self.bundles))
-        from earshot.datasets import group_name, parse_path
-
         parsed = parse_path(Path(path))
         if parsed is None:
             return None

@@ -13,8 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from earshot import __version__
 from earshot._util.fs import atomic_dir
 from earshot.bundle.format import FORMAT_VERSION, MANIFEST, ONNX_FILE, SCORE_DIRECTION, WEIGHTS_FILE
+from earshot.bundle.scorer import Bundle
+from earshot.detection import detector_class
+from earshot.errors import BundleError
 from earshot.features.config import FeatureConfig
 
 __all__ = ["save_bundle", "write_bundle", "export_onnx", "load_detector"]
@@ -28,8 +32,6 @@ OPSET = 17
 def _versions() -> dict[str, str]:
     import onnxruntime  # deferred: checked only when a bundle is written
     import torch  # deferred: torch is needed only to save a trained model
-
-    from earshot import __version__
 
     return {
         "earshot": __version__,
@@ -171,10 +173,6 @@ def load_detector(path: str | os.PathLike):
     The weights are read with ``torch.load(..., weights_only=True)``: no pickled code runs.
     """
     import torch  # deferred: torch is needed only to save a trained model
-
-    from earshot.bundle.scorer import Bundle
-    from earshot.detection import detector_class
-    from earshot.errors import BundleError
 
     bundle = Bundle(path)
     weights_path = Path(path) / WEIGHTS_FILE
