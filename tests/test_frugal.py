@@ -195,3 +195,39 @@ def test_scoring_a_bundle_imports_no_torch(rng, tmp_path):
             f"s = Bundle({str(path)!r}).score_samples([np.load({str(tmp_path / 'x.npy')!r})]); "
             f"assert s.shape == (1,) and 'torch' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------- two heads (issue 14)
+def test_pooled_mean_and_peak_and_their_torch_twin(rng):
+    torch = pytest.importorskip("torch")
+    from earshot.models.frugal import ClipStats
+
+    clips = [_clip(rng, n_time=n) for n in (MIN_FRAMES, 80)]
+    f = clip_stats(clips, n_bands=4, n_mean_bands=8, peak=True)
+    assert f.shape == (2, n_clip_stats(N_MELS, 4, 8, True)) == (2, len(stat_names(N_MELS, 4, 8, True)))
+    np.testing.assert_allclose(f[1, :8], clips[1].mean(axis=1) @ band_matrix(N_MELS, 8), rtol=1e-5)
+    assert f[1, -1] == pytest.approx(float(clips[1].max()))
+    module = ClipStats(N_MELS, 4, n_mean_bands=8, peak=True)
+    for c, r in zip(clips, f):
+        np.testing.assert_allclose(module(torch.from_numpy(c.T[None].copy())).numpy()[0], r, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_a_bundle_of_the_first_layout_still_loads_and_scores(cls, rng, tmp_path):
+    """A bundle written before ``heads``/``n_mean_bands`` existed is the one-head layout."""
+    pytest.importorskip("torch")
+    from earshot.bundle import Bundle, load_detector, save_bundle
+
+    X, meta = _domain_data(rng, n_source=12, n_target=3)
+    det = cls(heads=1, n_mean_bands=None).fit(X, metadata=meta)
+    path = save_bundle(tmp_path / "m", det, features=FeatureConfig(n_mels=N_MELS))
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    params = manifest["model"]["params"]
+    assert params.pop("heads") == 1 and params.pop("n_mean_bands") is None
+    manifest_path.write_text(json.dumps(manifest))
+    test = [_clip(rng) for _ in range(3)] + [_clip(rng, tone=slice(3, 5))]
+    old = load_detector(path)
+    assert old.heads == 1 and old.n_mean_bands is None
+    np.testing.assert_allclose(old.score_samples(test), det.score_samples(test), rtol=1e-6)
+    np.testing.assert_allclose(Bundle(path).score_samples(test), det.score_samples(test), rtol=2e-3, atol=2e-3)

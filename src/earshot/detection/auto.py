@@ -12,9 +12,18 @@ corrupting their log-mel spectrograms in ways machines go wrong (see :func:`corr
 - ``clicks``: one-frame broadband bursts every 4 to 23 frames, 10 dB below to 10 dB above each
   band's level (impacts, a damaged bearing);
 - ``noise``: 20 to 50 % of the clip with broadband noise 15 to 0 dB below each band's level
-  (rubbing, leaks).
+  (rubbing, leaks);
+- ``transient``: one to three isolated bursts of 1 to 3 frames, 5 dB below to 15 dB above each
+  band's level (a knock, a valve slamming, a single impact);
+- ``low-rise``: the lowest 1/32 to 1/8 of the bands 1 to 12 dB louder (unbalance, looseness: a
+  fan's abnormal clips have their 0-90 Hz band 9 dB up);
+- ``level``: every band 0.5 to 6 dB louder or quieter (a changed load or speed);
+- ``modulation``: the loudness modulated by 0.5 to 6 dB with a period of 2 to 40 frames
+  (a rubbing blade, a periodic load);
+- ``shift``: the spectrum moved 1 to 3 bands up or down (a changed speed, a shifted resonance).
 
-Severities are drawn uniformly in dB (log-uniformly for the tilt), from invisible to obvious,
+Severities are drawn uniformly in dB (log-uniformly for the tilt, the low-band rise, the level
+and the modulation depth), from invisible to obvious,
 so that the AUCs spread below 1 and tell the candidates apart.
 
 The candidate with the highest mean ROC AUC over the corruption types (ties: the earlier,
@@ -49,7 +58,7 @@ __all__ = ["AutoDetector", "CORRUPTIONS", "corrupt", "rank_auc"]
 log = logging.getLogger(__name__)
 
 #: Synthetic anomaly types made from held-out normal clips.
-CORRUPTIONS = ("tone", "tilt", "clicks", "noise")
+CORRUPTIONS = ("tone", "tilt", "clicks", "noise", "transient", "low-rise", "level", "modulation", "shift")
 #: Fewest normal clips for a held-out validation (below: the first frugal candidate).
 MIN_CLIPS_TO_VALIDATE = 6
 #: Candidates that need no deep training, in order of preference when nothing can be validated.
@@ -116,7 +125,50 @@ def corrupt(clip: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray
         add = np.full_like(x, -200.0)
         add[:, start : start + length] = level + rng.uniform(-15.0, 0.0) + rng.normal(0.0, 2.0, size=(n_mels, length))
         return _add_power(x, add)
+    if kind in _MORE:
+        return _MORE[kind](x, level, rng).astype(np.float32)
     raise ParameterError(f"kind: expected one of {', '.join(CORRUPTIONS)}, got {kind!r}")
+
+
+def _transient(x: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    add = np.full_like(x, -200.0)
+    for _ in range(int(rng.integers(1, 4))):
+        width = int(rng.integers(1, 4))
+        start = int(rng.integers(0, max(1, x.shape[1] - width)))
+        add[:, start : start + width] = level + rng.uniform(-5.0, 15.0)
+    return _add_power(x, add)
+
+
+def _low_rise(x: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    out = x.copy()
+    k = max(1, int(round(x.shape[0] * rng.uniform(1 / 32, 1 / 8))))
+    out[:k] += 10.0 ** rng.uniform(0.0, np.log10(12.0))
+    return out
+
+
+def _level(x: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return x + 10.0 ** rng.uniform(np.log10(0.5), np.log10(6.0)) * rng.choice([-1.0, 1.0])
+
+
+def _modulation(x: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    depth = 10.0 ** rng.uniform(np.log10(0.5), np.log10(6.0))
+    period = rng.uniform(2.0, 40.0)
+    return x + depth * np.sin(2.0 * np.pi * np.arange(x.shape[1]) / period + rng.uniform(0.0, 2.0 * np.pi))
+
+
+def _shift(x: np.ndarray, level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    step = int(rng.integers(1, 4)) * int(rng.choice([-1, 1]))
+    out = np.roll(x, step, axis=0)
+    if step > 0:
+        out[:step] = x[:1]  # the edge band repeated, not wrapped round
+    else:
+        out[step:] = x[-1:]
+    return out
+
+
+#: The corruptions beyond the first four: ``(clip, band levels, rng) -> clip`` in dB.
+_MORE = {"transient": _transient, "low-rise": _low_rise, "level": _level, "modulation": _modulation,
+         "shift": _shift}
 
 
 class AutoDetector(Detector):

@@ -6,6 +6,16 @@ shift the DCASE 2022+ way ("selective" scoring, see :mod:`earshot.detection.doma
 handful of target-domain clips then count as much as hundreds of source clips, and the test
 clip's domain need not be known.
 
+Two heads (``heads=2``, the default): a **spectrum** head on the per-mel means averaged into
+``n_mean_bands`` (32) groups, and a **dynamics** head on the spread, delta and envelope
+statistics plus the clip's peak level. Each head standardises, fits its own per-domain
+reference and its own cross-fitted per-domain scales; a clip's score is, per domain, the mean
+of the two heads' scaled distances, the smallest domain kept. One pooled distance over every
+statistic (``heads=1``, the first layout, every mel band's mean and no peak) let the larger,
+noisier block dominate: on real fan recordings the temporal statistics of normals with
+background events raised false alarms, and a 128-dimensional mean block with 10 training clips
+drowned a 9 dB rise of the lowest band (bench/README.md, "Real recordings").
+
 Scores are computed in numpy (float64) here and by the exported torch graph
 (:mod:`earshot.models.frugal`, float32) in a bundle; a test pins the two together.
 """
@@ -21,9 +31,9 @@ from earshot.detection.base import Detector, as_clips, check_bool, int_at_least
 from earshot.detection.domain_heads import EPS, domain_labels, domain_scales, selective_scores
 from earshot.detection.thresholds import fit_threshold
 from earshot.errors import ParameterError
-from earshot.features.clipstats import MIN_FRAMES, clip_stats
+from earshot.features.clipstats import MIN_FRAMES, clip_stats, n_mean_groups
 
-__all__ = ["COMMON_PARAMS_DOC", "CROSS_FIT", "MIN_CLIPS", "ClipStatsDetector"]
+__all__ = ["BlockHeads", "COMMON_PARAMS_DOC", "CROSS_FIT", "MIN_CLIPS", "ClipStatsDetector"]
 
 #: Fewest clips the clip-level detectors fit on.
 MIN_CLIPS = 2
@@ -44,11 +54,61 @@ def _folds(dom: np.ndarray, domains: Sequence[str], n_folds: int, rng: np.random
     return fold
 
 
+class BlockHeads:
+    """Heads on column blocks of the statistics; per domain the mean of their scaled distances,
+    the smallest domain kept (numpy; the torch twin is :class:`earshot.models.frugal.MeanOfHeads`).
+
+    Parameters
+    ----------
+    heads : list of DomainGaussian or DomainKnn
+        Fitted, with the same domains and their ``scales_`` set.
+    blocks : list of (int, int)
+        The ``[start, stop)`` columns each head reads.
+    """
+
+    def __init__(self, heads: list, blocks: list[tuple[int, int]]):
+        self.heads = list(heads)
+        self.blocks = [(int(a), int(b)) for a, b in blocks]
+
+    def score(self, Z: np.ndarray) -> np.ndarray:
+        """Per domain the mean scaled distance over the heads, the smallest kept, ``(n,)``."""
+        scaled = [h.distances(Z[:, a:b]) / h.scales_ for h, (a, b) in zip(self.heads, self.blocks)]
+        return selective_scores(np.mean(scaled, axis=0), np.ones(len(self.heads[0].scales_)))
+
+    def torch_module(self):
+        """The torch twin (float32)."""
+        from earshot.models.frugal import MeanOfHeads  # deferred: earshot.models imports torch
+
+        return MeanOfHeads([h.torch_module() for h in self.heads], self.blocks)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-safe description: the blocks and each head's state."""
+        return {"blocks": [list(b) for b in self.blocks], "heads": [h.state() for h in self.heads]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], weights: dict, prefix: str, new_head) -> BlockHeads:
+        """Rebuild from :meth:`state`; ``new_head()`` makes an unfitted head of the right kind."""
+        heads = [new_head().from_state(s, weights, f"{prefix}heads.{i}.") for i, s in enumerate(state["heads"])]
+        return cls(heads, [tuple(b) for b in state["blocks"]])
+
+
+def _heads(name: str, value: Any) -> None:
+    if isinstance(value, bool) or value not in (1, 2):
+        raise ParameterError(f"{name}: expected 1 (one pooled head) or 2 (spectrum and dynamics heads), got {value!r}")
+
+
+def _n_mean_bands(name: str, value: Any) -> None:
+    if value is not None:
+        int_at_least(1)(name, value)
+
+
 class ClipStatsDetector(Detector):
     """Shared fit/score/export of the detectors on clip statistics."""
 
-    def __init__(self, *, n_bands: int = 8, selective: bool = True, threshold: str = "gamma:0.9",
-                 n_frames: int = MIN_FRAMES, random_state: int = 0):
+    def __init__(self, *, heads: int = 2, n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
+                 threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
+        self.heads = heads
+        self.n_mean_bands = n_mean_bands
         self.n_bands = n_bands
         self.selective = selective
         self.threshold = threshold
@@ -56,10 +116,23 @@ class ClipStatsDetector(Detector):
         self.random_state = random_state
 
     param_checks = (
+        ("heads", _heads),
+        ("n_mean_bands", _n_mean_bands),
         ("n_bands", int_at_least(1)),
         ("n_frames", int_at_least(MIN_FRAMES)),
         ("selective", check_bool),
     )
+
+    def _layout(self) -> dict[str, Any]:
+        """The statistics' layout: ``n_mean_bands`` and ``peak`` (the peak with two heads)."""
+        return {"n_mean_bands": self.n_mean_bands, "peak": self.heads == 2}
+
+    def _blocks(self, n_mels: int, n_features: int) -> list[tuple[int, int]]:
+        """The columns of each head: all of them (one head), or the mean block and the rest."""
+        if self.heads == 1:
+            return [(0, n_features)]
+        n_mean = n_mean_groups(n_mels, self.n_mean_bands)
+        return [(0, n_mean), (n_mean, n_features)]
 
     def _new_head(self):  # pragma: no cover - provided by subclasses
         """An unfitted DomainGaussian or DomainKnn."""
@@ -109,24 +182,33 @@ class ClipStatsDetector(Detector):
         domain_list = domain_labels(metadata, len(clips)) if self.selective else ["all"] * len(clips)
         dom = np.asarray(domain_list)
         domains = sorted(set(domain_list))
-        F = clip_stats(clips, n_bands=self.n_bands)
+        F = clip_stats(clips, n_bands=self.n_bands, **self._layout())
+        blocks = self._blocks(n_mels, F.shape[1])
 
         n = len(F)
         n_folds = min(n, _CROSS_FOLDS)
         fold = _folds(dom, domains, n_folds, np.random.default_rng(self.random_state))
-        held = np.full((n, len(domains)), np.inf)
+        held = np.full((len(blocks), n, len(domains)), np.inf)
         for k in range(n_folds):
             test = fold == k
             # (with fewer than 3 clips left, a standardisation fitted on them is degenerate)
             part = ~test if np.sum(~test) >= 3 else np.ones(n, bool)
             center, scale = self._standardisation(F[part], dom[part])
-            head = self._new_head().fit((F[~test] - center) / scale, dom[~test], domains)
-            held[test] = head.distances((F[test] - center) / scale)
+            Z = (F - center) / scale
+            for b, (lo, hi) in enumerate(blocks):
+                head = self._new_head().fit(Z[~test, lo:hi], dom[~test], domains)
+                held[b, test] = head.distances(Z[test, lo:hi])
 
         self.center_, self.scale_ = self._standardisation(F, dom)
-        self.head_ = self._new_head().fit((F - self.center_) / self.scale_, dom, domains)
-        self.head_.scales_ = domain_scales(held, dom, domains)
-        calibration = selective_scores(held, self.head_.scales_)
+        Z = (F - self.center_) / self.scale_
+        heads = []
+        for b, (lo, hi) in enumerate(blocks):
+            head = self._new_head().fit(Z[:, lo:hi], dom, domains)
+            head.scales_ = domain_scales(held[b], dom, domains)
+            heads.append(head)
+        self.head_ = heads[0] if len(heads) == 1 else BlockHeads(heads, blocks)
+        calibration = selective_scores(np.mean([held[b] / h.scales_ for b, h in enumerate(heads)], axis=0),
+                                       np.ones(len(domains)))
 
         self.n_mels_ = n_mels
         self.domain_counts_ = {d: int(np.sum(dom == d)) for d in domains}
@@ -146,7 +228,7 @@ class ClipStatsDetector(Detector):
         n_mels = int(np.shape(clips[0])[0])
         if n_mels != self.n_mels_:
             raise ParameterError(f"X: expected {self.n_mels_} mel bands as in training, got {n_mels}")
-        return (clip_stats(clips, n_bands=self.n_bands) - self.center_) / self.scale_
+        return (clip_stats(clips, n_bands=self.n_bands, **self._layout()) - self.center_) / self.scale_
 
     def score_samples(self, X: Sequence[np.ndarray]) -> np.ndarray:
         """Clip scores ``(n_clips,)``: the smallest per-domain scaled distance (about 1 for a
@@ -168,7 +250,7 @@ class ClipStatsDetector(Detector):
         from earshot.models.frugal import ClipScorer, ClipStats, Standardize  # deferred: earshot.models imports torch
 
         encoder = nn.Sequential(
-            ClipStats(self.n_mels_, self.n_bands),
+            ClipStats(self.n_mels_, self.n_bands, **self._layout()),
             Standardize(torch.from_numpy(self.center_.astype(np.float32)),
                         torch.from_numpy((1.0 / self.scale_).astype(np.float32))),
         )
@@ -189,17 +271,32 @@ class ClipStatsDetector(Detector):
 
     @classmethod
     def from_fitted(cls, params: dict[str, Any], state: dict[str, Any], weights: dict):
-        """Rebuild a fitted detector from a bundle's parameters, fitted state and weights."""
+        """Rebuild a fitted detector from a bundle's parameters, fitted state and weights.
+
+        A bundle written before the two heads records no ``heads``: it is the first layout
+        (one head, every mel band's mean, no peak) and is rebuilt as such."""
+        if "heads" not in params:
+            params = {**params, "heads": 1, "n_mean_bands": None}
         det = cls(**params)
         det._restore_common(state, default_source=CROSS_FIT)
         det.center_ = weights["encoder.1.center"].double().numpy()
         det.scale_ = 1.0 / weights["encoder.1.inv_scale"].double().numpy()
-        det.head_ = det._new_head().from_state(state["head"], weights, "head.")
+        if "blocks" in state["head"]:
+            det.head_ = BlockHeads.from_state(state["head"], weights, "head.", det._new_head)
+        else:
+            det.head_ = det._new_head().from_state(state["head"], weights, "head.")
         det.domain_counts_ = dict(state.get("domains", {}))
         return det
 
 
-COMMON_PARAMS_DOC = """    n_bands : int
+COMMON_PARAMS_DOC = """    heads : {2, 1}
+        2: a spectrum head (per-mel means in ``n_mean_bands`` groups) and a dynamics head
+        (spread, delta, envelope, clip peak), their scaled distances averaged per domain; 1:
+        one head on every statistic without the peak (the first layout).
+    n_mean_bands : int or None
+        Groups of mel bands the per-mel means are averaged into (at most the mel bands; None:
+        every band on its own).
+    n_bands : int
         Groups of mel bands of the spread and delta statistics (see
         :mod:`earshot.features.clipstats`).
     selective : bool

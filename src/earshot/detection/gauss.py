@@ -42,7 +42,7 @@ class GaussianDetector(ClipStatsDetector):
     ----------
     threshold_, threshold_source_ ("cross-fit"), train_scores_, calibration_scores_
         The cross-fitted scores of the training clips (the threshold is fitted on them).
-    head_ : DomainGaussian
+    head_ : BlockHeads (two heads) or DomainGaussian
         ``means_``, ``precision_``, ``shrinkage_``, ``scales_``.
     center_, scale_ : np.ndarray
         The standardisation of the statistics, ``(n_features,)``: the mean, and the pooled
@@ -51,10 +51,11 @@ class GaussianDetector(ClipStatsDetector):
 
     kind = "gauss"
 
-    def __init__(self, *, shrinkage: str | float = "ledoit-wolf", n_bands: int = 8, selective: bool = True,
+    def __init__(self, *, shrinkage: str | float = "ledoit-wolf", heads: int = 2,
+                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
                  threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
-        super().__init__(n_bands=n_bands, selective=selective, threshold=threshold, n_frames=n_frames,
-                         random_state=random_state)
+        super().__init__(heads=heads, n_mean_bands=n_mean_bands, n_bands=n_bands, selective=selective,
+                         threshold=threshold, n_frames=n_frames, random_state=random_state)
         self.shrinkage = shrinkage
 
     param_checks = (("shrinkage", _shrinkage), *ClipStatsDetector.param_checks)
@@ -64,8 +65,9 @@ class GaussianDetector(ClipStatsDetector):
 
     @property
     def shrinkage_(self) -> float:
-        """The covariance shrinkage used."""
-        return self.head_.shrinkage_
+        """The covariance shrinkage used (with two heads, the mean of theirs)."""
+        heads = getattr(self.head_, "heads", [self.head_])
+        return float(np.mean([h.shrinkage_ for h in heads]))
 
 
 GaussianDetector.__doc__ = GaussianDetector.__doc__.replace("{common}", COMMON_PARAMS_DOC)

@@ -28,7 +28,7 @@ class KnnDetector(ClipStatsDetector):
     ----------
     threshold_, threshold_source_ ("cross-fit"), train_scores_, calibration_scores_
         The cross-fitted scores of the training clips (the threshold is fitted on them).
-    head_ : DomainKnn
+    head_ : BlockHeads (two heads) or DomainKnn
         ``refs_``, ``ks_``, ``scales_``.
     center_, scale_ : np.ndarray
         The standardisation of the statistics, ``(n_features,)``: the mean, and the pooled
@@ -37,10 +37,11 @@ class KnnDetector(ClipStatsDetector):
 
     kind = "knn"
 
-    def __init__(self, *, n_neighbors: int = 2, n_bands: int = 8, selective: bool = True,
+    def __init__(self, *, n_neighbors: int = 2, heads: int = 2,
+                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
                  threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
-        super().__init__(n_bands=n_bands, selective=selective, threshold=threshold, n_frames=n_frames,
-                         random_state=random_state)
+        super().__init__(heads=heads, n_mean_bands=n_mean_bands, n_bands=n_bands, selective=selective,
+                         threshold=threshold, n_frames=n_frames, random_state=random_state)
         self.n_neighbors = n_neighbors
 
     param_checks = (("n_neighbors", int_at_least(1)), *ClipStatsDetector.param_checks)

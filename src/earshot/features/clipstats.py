@@ -6,13 +6,20 @@ One clip ``(n_mels, n_time)`` in dB becomes one vector of
 block         length      definition (``x[m, t]`` the log-mel, ``bands`` an averaging
                           of consecutive mel bands into ``n_bands`` groups)
 ============  ==========  ==============================================================
-``mean``      n_mels      ``mean_t x[m, t]``: the long-term spectrum (tones, tilt, level)
+``mean``      n_mean      ``bands_mean(mean_t x[m, t])``: the long-term spectrum (tones, tilt,
+                          level), averaged into ``n_mean_bands`` groups (``n_mels``: none)
 ``spread``    n_bands     ``bands(std_t x[m, t])``: how much each band fluctuates
 ``delta``     n_bands     ``bands(mean_t |x[m, t+1] - x[m, t]|)``: fast temporal change
 ``envelope``  1 + lags    ``e[t] = mean_m x[m, t]``: ``std_t e`` and, per lag ``L`` in
                           :data:`LAGS`, ``sqrt(mean_t (e[t+L] - e[t])**2)`` (modulation of
                           the loudness at ~ ``sr / hop_length / (2 L)`` Hz)
+``peak``      0 or 1      ``max_{m, t} x[m, t]``: the clip's loudest band and moment, in dB
+                          (a level rise, e.g. of a fan's lowest band; with ``peak=True``)
 ============  ==========  ==============================================================
+
+The layout of the first detectors (every mel band's mean, no peak) is the default of
+:func:`clip_stats`, so that their bundles keep scoring; the detectors now ask for
+``n_mean_bands=32`` and the peak (see :mod:`earshot.detection.clipstats_base`).
 
 Standard deviations are population ones (``ddof=0``). The torch twin used in exported
 scoring graphs is :class:`earshot.models.frugal.ClipStats`; a test pins the two together.
@@ -27,7 +34,7 @@ import numpy as np
 
 from earshot.errors import ParameterError
 
-__all__ = ["LAGS", "MIN_FRAMES", "band_matrix", "clip_stats", "n_clip_stats", "stat_names"]
+__all__ = ["LAGS", "MIN_FRAMES", "band_matrix", "clip_stats", "n_clip_stats", "n_mean_groups", "stat_names"]
 
 #: Frame lags of the loudness-modulation features.
 LAGS = (1, 2, 4)
@@ -58,19 +65,25 @@ def band_matrix(n_mels: int, n_bands: int) -> np.ndarray:
     return out
 
 
-def n_clip_stats(n_mels: int, n_bands: int) -> int:
-    """Length of the statistics vector: ``n_mels + 2 * n_bands + 1 + len(LAGS)``."""
-    return n_mels + 2 * n_bands + 1 + len(LAGS)
+def n_mean_groups(n_mels: int, n_mean_bands: int | None) -> int:
+    """Groups of the ``mean`` block: ``min(n_mean_bands, n_mels)``, ``n_mels`` for None."""
+    return n_mels if n_mean_bands is None else min(int(n_mean_bands), n_mels)
 
 
-def stat_names(n_mels: int, n_bands: int) -> list[str]:
-    """A name per statistic (``mean[0]``, ..., ``spread[0]``, ..., ``envelope_lag4``)."""
-    return ([f"mean[{m}]" for m in range(n_mels)] + [f"spread[{b}]" for b in range(n_bands)]
-            + [f"delta[{b}]" for b in range(n_bands)] + ["envelope_std"]
-            + [f"envelope_lag{lag}" for lag in LAGS])
+def n_clip_stats(n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False) -> int:
+    """Length of the statistics vector: ``n_mean + 2 * n_bands + 1 + len(LAGS) + peak``."""
+    return n_mean_groups(n_mels, n_mean_bands) + 2 * n_bands + 1 + len(LAGS) + int(bool(peak))
 
 
-def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8) -> np.ndarray:
+def stat_names(n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False) -> list[str]:
+    """A name per statistic (``mean[0]``, ..., ``spread[0]``, ..., ``envelope_lag4``, ``peak``)."""
+    return ([f"mean[{m}]" for m in range(n_mean_groups(n_mels, n_mean_bands))]
+            + [f"spread[{b}]" for b in range(n_bands)] + [f"delta[{b}]" for b in range(n_bands)]
+            + ["envelope_std"] + [f"envelope_lag{lag}" for lag in LAGS] + (["peak"] if peak else []))
+
+
+def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8, n_mean_bands: int | None = None,
+               peak: bool = False) -> np.ndarray:
     """Statistics of each log-mel clip (see the module docstring).
 
     Parameters
@@ -80,18 +93,24 @@ def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8) -> np.ndarray:
         the same ``n_mels`` (e.g. a :class:`~earshot.features.store.FrameStore`).
     n_bands : int
         Groups of mel bands of the spread and delta statistics.
+    n_mean_bands : int or None
+        Groups of mel bands of the mean statistics (None: every band on its own).
+    peak : bool
+        Append the clip's peak level ``max x``.
 
     Returns
     -------
     np.ndarray
-        Shape ``(n_clips, n_mels + 2 * n_bands + 1 + len(LAGS))``, float64.
+        Shape ``(n_clips, n_clip_stats(n_mels, n_bands, n_mean_bands, peak))``, float64.
     """
     clips = list(X)
     if not clips:
         raise ParameterError("X: expected at least one clip, got none")
     n_mels = int(np.shape(clips[0])[0])
     bands = band_matrix(n_mels, n_bands).astype(np.float64)
-    out = np.empty((len(clips), n_clip_stats(n_mels, n_bands)))
+    pooled = n_mean_groups(n_mels, n_mean_bands) != n_mels
+    mean_bands = band_matrix(n_mels, n_mean_groups(n_mels, n_mean_bands)).astype(np.float64) if pooled else None
+    out = np.empty((len(clips), n_clip_stats(n_mels, n_bands, n_mean_bands, peak)))
     for i, clip in enumerate(clips):
         x = np.asarray(clip, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] != n_mels:
@@ -104,5 +123,6 @@ def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8) -> np.ndarray:
         e = x.mean(axis=0)
         env = [np.sqrt(np.mean((e - e.mean()) ** 2))]
         env += [np.sqrt(np.mean((e[lag:] - e[:-lag]) ** 2)) for lag in LAGS]
-        out[i] = np.concatenate([mean, spread @ bands, delta @ bands, env])
+        extra = [x.max()] if peak else []
+        out[i] = np.concatenate([mean @ mean_bands if pooled else mean, spread @ bands, delta @ bands, env, extra])
     return out

@@ -10,7 +10,9 @@ like any frame-level model. They hold fitted statistics as buffers; nothing here
   the smallest kept;
 - :class:`DomainKnn`: per-domain mean distance to the k nearest reference vectors (Euclidean
   or cosine), each divided by its domain's scale, the smallest kept;
-- :class:`ClipScorer`: ``encoder`` then one of the two.
+- :class:`MeanOfHeads`: several such heads, each on its own block of statistics, their
+  per-domain scaled distances averaged, the smallest domain kept;
+- :class:`ClipScorer`: ``encoder`` then one of these heads.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from earshot.features.clipstats import LAGS, band_matrix
+from earshot.features.clipstats import LAGS, band_matrix, n_mean_groups
 
-__all__ = ["ClipStats", "Standardize", "DomainGaussian", "DomainKnn", "ClipScorer"]
+__all__ = ["ClipScorer", "ClipStats", "DomainGaussian", "DomainKnn", "MeanOfHeads", "Standardize"]
 
 
 class ClipStats(nn.Module):
@@ -29,16 +31,24 @@ class ClipStats(nn.Module):
     Parameters
     ----------
     n_mels, n_bands : int
+    n_mean_bands : int or None
+        Groups of the mean block (None: every mel band).
+    peak : bool
+        Append the clip's peak level.
 
     Shapes
     ------
     ``forward``: ``(batch, n_time, n_mels)`` with ``n_time > max(LAGS)`` ->
-    ``(batch, n_mels + 2 * n_bands + 1 + len(LAGS))``.
+    ``(batch, n_clip_stats(n_mels, n_bands, n_mean_bands, peak))``.
     """
 
-    def __init__(self, n_mels: int, n_bands: int):
+    def __init__(self, n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False):
         super().__init__()
         self.register_buffer("bands", torch.from_numpy(band_matrix(n_mels, n_bands)))
+        self.peak = bool(peak)
+        self.pooled = n_mean_groups(n_mels, n_mean_bands) != n_mels
+        if self.pooled:  # (a buffer only when used: the first graphs' weights keep their keys)
+            self.register_buffer("mean_bands", torch.from_numpy(band_matrix(n_mels, n_mean_groups(n_mels, n_mean_bands))))
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         x = logmel
@@ -52,7 +62,11 @@ class ClipStats(nn.Module):
         for lag in LAGS:
             d = e[:, lag:] - e[:, :-lag]
             env.append(torch.sqrt((d * d).mean(dim=1)))
-        return torch.cat([mean, spread @ self.bands, delta @ self.bands, torch.stack(env, dim=1)], dim=1)
+        parts = [mean @ self.mean_bands if self.pooled else mean, spread @ self.bands, delta @ self.bands,
+                 torch.stack(env, dim=1)]
+        if self.peak:
+            parts.append(x.amax(dim=(1, 2)).unsqueeze(1))
+        return torch.cat(parts, dim=1)
 
 
 class Standardize(nn.Module):
@@ -90,11 +104,14 @@ class DomainGaussian(nn.Module):
         self.register_buffer("precision", precision.detach().clone().float())
         self.register_buffer("scales", scales.detach().clone().float())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def scaled(self, z: torch.Tensor) -> torch.Tensor:
+        """Each domain's scaled distance, ``(batch, n_domains)``."""
         diff = z.unsqueeze(1) - self.means.unsqueeze(0)  # (batch, n_domains, n_features)
         m2 = ((diff @ self.precision) * diff).sum(dim=2)
-        dist = torch.sqrt(torch.clamp(m2, min=0.0)) / self.scales
-        return dist.min(dim=1, keepdim=True).values
+        return torch.sqrt(torch.clamp(m2, min=0.0)) / self.scales
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scaled(z).min(dim=1, keepdim=True).values
 
 
 class DomainKnn(nn.Module):
@@ -127,6 +144,10 @@ class DomainKnn(nn.Module):
         self.register_buffer("scales", scales.detach().clone().float())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.scaled(z).min(dim=1, keepdim=True).values
+
+    def scaled(self, z: torch.Tensor) -> torch.Tensor:
+        """Each domain's scaled k-NN distance, ``(batch, n_domains)``."""
         out = []
         for d, k in enumerate(self.ks):
             refs = getattr(self, f"refs_{d}")
@@ -138,7 +159,33 @@ class DomainKnn(nn.Module):
                 dist = torch.sqrt(torch.clamp(sq, min=0.0))
             nearest = torch.topk(dist, k, dim=1, largest=False).values
             out.append(nearest.mean(dim=1) / self.scales[d])
-        return torch.stack(out, dim=1).min(dim=1, keepdim=True).values
+        return torch.stack(out, dim=1)
+
+
+class MeanOfHeads(nn.Module):
+    """Heads on blocks of the statistics: per domain the mean of their scaled distances, then
+    the smallest domain (the twin of :class:`earshot.detection.clipstats_base.BlockHeads`).
+
+    Parameters
+    ----------
+    heads : list of nn.Module
+        :class:`DomainGaussian` or :class:`DomainKnn` heads, with the same domains.
+    blocks : list of (int, int)
+        The ``[start, stop)`` columns each head reads.
+
+    Shapes
+    ------
+    ``forward``: ``(batch, n_features)`` -> ``(batch, 1)``.
+    """
+
+    def __init__(self, heads: list[nn.Module], blocks: list[tuple[int, int]]):
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+        self.blocks = [(int(a), int(b)) for a, b in blocks]
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        parts = [head.scaled(z[:, a:b]) for head, (a, b) in zip(self.heads, self.blocks)]
+        return torch.stack(parts, dim=0).mean(dim=0).min(dim=1, keepdim=True).values
 
 
 class ClipScorer(nn.Module):
