@@ -60,6 +60,7 @@ from earshot.bundle.modelset import group_dirname, load_model
 from earshot.bundle.scorer import Bundle
 from earshot.detection.aggregate import parse_aggregate
 from earshot.errors import BundleError, ParameterError
+from earshot.features.config import FeatureConfig
 from earshot.io.channels import ALL_CHANNELS, refuse_fused_stream
 
 __all__ = [
@@ -141,6 +142,55 @@ def contract(bundle: Bundle, group: str, *, front_end: str, onnx_file: str, sha2
     m = bundle.manifest
     n_min = min_samples(f, bundle.min_frames)
     method, q = parse_aggregate(bundle.aggregate)
+    inputs, outputs = _contract_io(bundle, front_end, n_min)
+    channel = bundle.channel
+    return {
+        "format": _KIND,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "earshot_version": _version(),
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "group": group,
+        "source_bundle": str(bundle.path.resolve()),
+        "model": {"kind": bundle.kind, "params": m.get("model", {}).get("params", {})},
+        "onnx": {"file": onnx_file, "sha256": sha256, "opset": opset, "ir_version": ir_version,
+                 "front_end": front_end,
+                 "runtime": "any ONNX runtime with the default-domain opset above (checked with onnxruntime "
+                            f"{_ort_version()}); no earshot, numpy or torch needed to run it"},
+        "inputs": inputs,
+        "outputs": outputs,
+        "audio": {
+            "sample_rate": f.sr,
+            "channels": _channels_text(channel),
+            "resample": f"audio at another rate must be resampled to {f.sr} Hz first (earshot uses "
+                        "scipy.signal.resample_poly)",
+            "scale": "float samples in [-1, 1]: 16-bit PCM / 32768",
+            "min_samples": n_min,
+            "min_duration_s": n_min / f.sr,
+        },
+        "features": _features_spec(f, front_end),
+        "windows": {"min_frames": bundle.min_frames, "hop_frames": _window_hop(bundle)},
+        "aggregate": {
+            "spec": bundle.aggregate, "method": method, "q": q,
+            "how": _aggregate_text(bundle.aggregate),
+            "in_graph": front_end == "waveform",
+        },
+        "threshold": {
+            "value": bundle.threshold_,
+            "method": m["threshold"].get("method"),
+            "source": m["threshold"].get("source"),
+            "n_clips": m["threshold"].get("n_clips"),
+            "fitted_on": "normal training clips only (see method and source)",
+        },
+        "score_direction": m.get("score_direction", SCORE_DIRECTION),
+        "decision": "anomalous when score > threshold.value (earshot compares in float64; a float32 score "
+                    "within ~1e-6 relative of the threshold may be decided either way)",
+        "verification": verification,
+    }
+
+
+def _contract_io(bundle: Bundle, front_end: str, n_min: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The contract's ``inputs`` and ``outputs`` (name, dtype, shape, meaning) of one graph."""
+    f = bundle.features
     logmel_input = {
         "name": "logmel", "dtype": "float32", "shape": ["batch", "n_time", f.n_mels],
         "meaning": "log-mel spectrogram in dB as defined under 'features', time-major (one row per frame); "
@@ -162,70 +212,33 @@ def contract(bundle: Bundle, group: str, *, front_end: str, onnx_file: str, sha2
         outputs.append({"name": "score", "dtype": "float32", "shape": ["batch"],
                         "meaning": f"the clip score: the aggregate '{bundle.aggregate}' of window_scores; compare "
                                    "with threshold.value"})
-    channel = bundle.channel
+    return [waveform_input if front_end == "waveform" else logmel_input], outputs
+
+
+def _features_spec(f: FeatureConfig, front_end: str) -> dict[str, Any]:
+    """The contract's ``features``: the full log-mel definition a device must reproduce."""
     return {
-        "format": _KIND,
-        "format_version": EXPORT_FORMAT_VERSION,
-        "earshot_version": _version(),
-        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "group": group,
-        "source_bundle": str(bundle.path.resolve()),
-        "model": {"kind": bundle.kind, "params": m.get("model", {}).get("params", {})},
-        "onnx": {"file": onnx_file, "sha256": sha256, "opset": opset, "ir_version": ir_version,
-                 "front_end": front_end,
-                 "runtime": "any ONNX runtime with the default-domain opset above (checked with onnxruntime "
-                            f"{_ort_version()}); no earshot, numpy or torch needed to run it"},
-        "inputs": [waveform_input if front_end == "waveform" else logmel_input],
-        "outputs": outputs,
-        "audio": {
-            "sample_rate": f.sr,
-            "channels": _channels_text(channel),
-            "resample": f"audio at another rate must be resampled to {f.sr} Hz first (earshot uses "
-                        "scipy.signal.resample_poly)",
-            "scale": "float samples in [-1, 1]: 16-bit PCM / 32768",
-            "min_samples": n_min,
-            "min_duration_s": n_min / f.sr,
-        },
-        "features": {
-            "computed": "inside the graph" if front_end == "waveform" else "by the device, before the graph",
-            "sr": f.sr, "n_fft": f.n_fft, "hop_length": f.hop_length,
-            "win_length": f.win_length if f.win_length is not None else f.n_fft,
-            "window": "periodic Hann of win_length samples (0.5 - 0.5 cos(2 pi n / win_length)), centred in n_fft "
-                      "samples with zeros",
-            "center": True, "pad_mode": "constant",
-            "padding": "n_fft // 2 zeros before and after the signal; frame t covers padded samples "
-                       "[t * hop_length, t * hop_length + n_fft)",
-            "n_time": "1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length",
-            "power": f.power,
-            "spectrum": "|rfft(window * frame)| ** power, bins 0 .. n_fft // 2",
-            "n_mels": f.n_mels, "fmin": f.fmin, "fmax": f.fmax if f.fmax is not None else f.sr / 2.0,
-            "mel_scale": "slaney", "mel_norm": "slaney (area)",
-            "amin": AMIN, "ref": 1.0, "top_db": None,
-            "db": "10 * log10(max(amin, mel_power))",
-            "layout": "time-major: (n_time, n_mels) per clip",
-            "librosa": "librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, "
-                       "hop_length=hop_length, win_length=win_length, window='hann', center=True, "
-                       "pad_mode='constant', power=power, n_mels=n_mels, fmin=fmin, fmax=fmax), ref=1.0, "
-                       "amin=1e-10, top_db=None).T",
-            "n_frames": f.n_frames,
-        },
-        "windows": {"min_frames": bundle.min_frames, "hop_frames": _window_hop(bundle)},
-        "aggregate": {
-            "spec": bundle.aggregate, "method": method, "q": q,
-            "how": _aggregate_text(bundle.aggregate),
-            "in_graph": front_end == "waveform",
-        },
-        "threshold": {
-            "value": bundle.threshold_,
-            "method": m["threshold"].get("method"),
-            "source": m["threshold"].get("source"),
-            "n_clips": m["threshold"].get("n_clips"),
-            "fitted_on": "normal training clips only (see method and source)",
-        },
-        "score_direction": m.get("score_direction", SCORE_DIRECTION),
-        "decision": "anomalous when score > threshold.value (earshot compares in float64; a float32 score "
-                    "within ~1e-6 relative of the threshold may be decided either way)",
-        "verification": verification,
+        "computed": "inside the graph" if front_end == "waveform" else "by the device, before the graph",
+        "sr": f.sr, "n_fft": f.n_fft, "hop_length": f.hop_length,
+        "win_length": f.win_length if f.win_length is not None else f.n_fft,
+        "window": "periodic Hann of win_length samples (0.5 - 0.5 cos(2 pi n / win_length)), centred in n_fft "
+                  "samples with zeros",
+        "center": True, "pad_mode": "constant",
+        "padding": "n_fft // 2 zeros before and after the signal; frame t covers padded samples "
+                   "[t * hop_length, t * hop_length + n_fft)",
+        "n_time": "1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length",
+        "power": f.power,
+        "spectrum": "|rfft(window * frame)| ** power, bins 0 .. n_fft // 2",
+        "n_mels": f.n_mels, "fmin": f.fmin, "fmax": f.fmax if f.fmax is not None else f.sr / 2.0,
+        "mel_scale": "slaney", "mel_norm": "slaney (area)",
+        "amin": AMIN, "ref": 1.0, "top_db": None,
+        "db": "10 * log10(max(amin, mel_power))",
+        "layout": "time-major: (n_time, n_mels) per clip",
+        "librosa": "librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, "
+                   "hop_length=hop_length, win_length=win_length, window='hann', center=True, "
+                   "pad_mode='constant', power=power, n_mels=n_mels, fmin=fmin, fmax=fmax), ref=1.0, "
+                   "amin=1e-10, top_db=None).T",
+        "n_frames": f.n_frames,
     }
 
 

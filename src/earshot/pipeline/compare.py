@@ -17,6 +17,9 @@ import numpy as np
 
 from earshot.datasets import discover, group_name
 from earshot.errors import DatasetError, ParameterError
+from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
+from earshot.evaluation.metrics import summarize
+from earshot.pipeline.evaluate import evaluation_records
 
 __all__ = ["compare_models"]
 
@@ -43,10 +46,6 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
         model metrics hold ``domains`` and the result ``domains: {model: {domain: {"mean",
         "hmean"}}}`` (:mod:`earshot.evaluation.domains`).
     """
-    from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
-    from earshot.evaluation.metrics import summarize
-    from earshot.pipeline import evaluation_records
-
     if len(models) < 2:
         raise ParameterError(f"models: expected two or more models to compare, got {len(models)}")
     names = [n for n, _ in models]
@@ -68,37 +67,8 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
     recs = [usable[0][p][1] for p in common]
     labels = np.array([r.label for r in recs])
     table_groups = [group_name(r, "id") for r in recs]
-    scores: dict[str, np.ndarray] = {}
-    thresholds: dict[str, np.ndarray] = {}
-    total, done = len(common) * len(models), 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress("scoring", done, total)
-
-    for (name, model), u in zip(models, usable):
-        s = np.empty(len(common))
-        t = np.empty(len(common))
-        by_bundle: dict[str, list[int]] = {}
-        for i, p in enumerate(common):
-            by_bundle.setdefault(u[p][0], []).append(i)
-        for g, idx in by_bundle.items():
-            bundle = model.bundles[g]
-            s[idx] = bundle.score_files([recs[i].path for i in idx], on_file=tick)
-            t[idx] = bundle.threshold_
-        scores[name], thresholds[name] = s, t
-    groups: dict[str, dict[str, Any]] = {}
-    for g in sorted(set(table_groups)):
-        idx = np.array([i for i, tg in enumerate(table_groups) if tg == g])
-        groups[g] = {}
-        for name in names:
-            thr = np.unique(thresholds[name][idx])
-            if len(thr) != 1:  # pragma: no cover - a machine/id group is always one bundle
-                raise DatasetError(f"{name}: group {g} is scored by several bundles")
-            groups[g][name] = group_metrics(labels[idx], scores[name][idx], [recs[i].domain for i in idx],
-                                            float(thr[0]), max_fpr=max_fpr)
+    scores, thresholds = _score_common(models, usable, common, recs, progress)
+    groups = _group_table(names, table_groups, labels, scores, thresholds, recs, max_fpr)
     means = {name: summarize({g: groups[g][name] for g in groups}) for name in names}
     by_domain = {name: domain_summary({g: groups[g][name] for g in groups}) for name in names}
     return {
@@ -126,3 +96,46 @@ def compare_models(models: Sequence[tuple[str, Any]], data: str | os.PathLike, *
             **(DOMAIN_DEFINITIONS if any(by_domain.values()) else {}),
         },
     }
+
+
+def _score_common(models: Sequence[tuple[str, Any]], usable: list[dict[str, tuple[str, Any]]], common: list[str],
+                  recs: list[Any], progress) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every model's scores and thresholds on the common clips (in ``common`` order)."""
+    scores: dict[str, np.ndarray] = {}
+    thresholds: dict[str, np.ndarray] = {}
+    total, done = len(common) * len(models), 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress("scoring", done, total)
+
+    for (name, model), u in zip(models, usable):
+        s = np.empty(len(common))
+        t = np.empty(len(common))
+        by_bundle: dict[str, list[int]] = {}
+        for i, p in enumerate(common):
+            by_bundle.setdefault(u[p][0], []).append(i)
+        for g, idx in by_bundle.items():
+            bundle = model.bundles[g]
+            s[idx] = bundle.score_files([recs[i].path for i in idx], on_file=tick)
+            t[idx] = bundle.threshold_
+        scores[name], thresholds[name] = s, t
+    return scores, thresholds
+
+
+def _group_table(names: list[str], table_groups: list[str], labels: np.ndarray, scores: dict[str, np.ndarray],
+                 thresholds: dict[str, np.ndarray], recs: list[Any], max_fpr: float) -> dict[str, dict[str, Any]]:
+    """``{group: {model: metrics}}`` over the machine/id groups of the common clips."""
+    groups: dict[str, dict[str, Any]] = {}
+    for g in sorted(set(table_groups)):
+        idx = np.array([i for i, tg in enumerate(table_groups) if tg == g])
+        groups[g] = {}
+        for name in names:
+            thr = np.unique(thresholds[name][idx])
+            if len(thr) != 1:  # pragma: no cover - a machine/id group is always one bundle
+                raise DatasetError(f"{name}: group {g} is scored by several bundles")
+            groups[g][name] = group_metrics(labels[idx], scores[name][idx], [recs[i].domain for i in idx],
+                                            float(thr[0]), max_fpr=max_fpr)
+    return groups

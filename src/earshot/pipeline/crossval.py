@@ -35,10 +35,14 @@ from typing import Any
 import numpy as np
 
 from earshot.datasets import Record, discover, group_name
-from earshot.detection import SHARED_OPTIONS
+from earshot.detection import SHARED_OPTIONS, detector_class, frames_needed
+from earshot.detection import detector_params as accepted_params
 from earshot.errors import DatasetError, ParameterError
-from earshot.evaluation.metrics import auc_and_decisions
+from earshot.evaluation.metrics import auc_and_decisions, summarize
+from earshot.features.cache import map_with_frames
 from earshot.features.config import FeatureConfig
+from earshot.pipeline.extract import extract_store
+from earshot.pipeline.train import record_metadata
 
 __all__ = ["BYS", "Fold", "leave_one_group_out", "stratified_kfold", "cv_plan", "cross_validate", "detector_params"]
 
@@ -180,8 +184,6 @@ def detector_params(kind: str, params: dict[str, Any] | None, *, seed: int = 0) 
     """Keyword parameters for a detector kind: shared options it does not take are dropped,
     None values mean "the detector's default", unknown extra parameters are an error
     (:func:`earshot.detection.detector_params`)."""
-    from earshot.detection import detector_params as accepted_params
-
     return {"random_state": seed, **accepted_params(kind, params or {}, optional=COMMON_PARAMS)}
 
 
@@ -193,9 +195,6 @@ def _metrics(y: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, max_fpr:
 
 def _run_fold(fold: Fold, kind: str, params: dict[str, Any], clips, index: dict[Path, int], *,
               max_fpr: float, progress, stage: str) -> dict[str, Any]:
-    from earshot.detection import detector_class
-    from earshot.pipeline import record_metadata
-
     cls = detector_class(kind)
     train = [r for r in fold.train if (r.label in (0, 1) if cls.uses_labels else r.label == 0)]
     held_out_ids = {_unit_of(r, "id") for r in fold.test}
@@ -297,10 +296,6 @@ def cross_validate(
         "hmean"}}``, ``by_group: {group: {scheme: metrics}}``, ``gap`` (random minus
         leave-one-out, pooled), ``notes``, ``definitions`` and the settings used.
     """
-    from earshot.detection import detector_class, frames_needed
-    from earshot.evaluation.metrics import summarize
-    from earshot.pipeline import extract_store
-
     _check_by(by)
     features = features or FeatureConfig()
     params = detector_params(model, model_params, seed=seed)
@@ -324,11 +319,33 @@ def cross_validate(
     index = {r.path: i for i, r in enumerate(records)}
     unit = "machine" if by == "machine" else "id"
     titles = {"leave-one-out": f"leave-one-{unit}-out", "random": "stratified k-fold (random split)"}
+    schemes = _run_schemes(plan, titles, model, params, clips, index, max_fpr=max_fpr, progress=progress,
+                           executor=executor)
+    groups = sorted({_unit_of(r, unit if by != "fold" else "id") for r in records})
+    by_group = {g: {s: _pool(v["folds"], max_fpr, key=lambda c, g=g: _group_key(c, by) == g)
+                    for s, v in schemes.items()} for g in groups}
+    gap = None
+    if "leave-one-out" in schemes and schemes["leave-one-out"]["pooled"] and schemes["random"]["pooled"]:
+        lo, rs = schemes["leave-one-out"]["pooled"], schemes["random"]["pooled"]
+        gap = {k: _diff(rs.get(k), lo.get(k)) for k in ("auc", "pauc", "precision", "recall", "f1", "accuracy")}
+    return {
+        "data": str(Path(data).resolve()), "by": by, "model": model, "params": params,
+        "features": {**features.to_dict(), "channel": channel}, "seed": seed,
+        "n_clips": len(records), "n_unlabelled_left_out": len(all_records) - len(records),
+        "schemes": schemes, "by_group": by_group, "gap": gap, "notes": notes,
+        "definitions": _definitions(unit, cls.uses_labels, max_fpr),
+    }
+
+
+
+def _run_schemes(plan: dict[str, list[Fold]], titles: dict[str, str], model: str, params: dict[str, Any], clips,
+                 index: dict[Path, int], *, max_fpr: float, progress, executor) -> dict[str, Any]:
+    """Run every fold of the plan (in parallel when ``executor`` allows); per scheme its title,
+    fold rows, pooled metrics and mean/hmean over the fitted folds."""
     n_total = sum(len(f) for f in plan.values())
     schemes: dict[str, Any] = {}
     done = 0
-    from earshot.features.cache import map_with_frames  # parallel folds (None: serial, the loop below runs them)
-
+    # parallel folds (None: serial, the loop below runs them)
     parallel = map_with_frames(executor, _run_fold, [f for fs in plan.values() for f in fs], frames=clips,
                                kind=model, params=params, index=index, max_fpr=max_fpr, progress=None, stage="")
     for scheme, fold_list in plan.items():
@@ -347,36 +364,28 @@ def cross_validate(
         title = titles[scheme] if scheme != "random" else f"stratified {'/'.join(map(str, k_values))}-fold (random split)"
         schemes[scheme] = {"title": title, "folds": rows, "pooled": _pool(list(fitted.values()), max_fpr),
                            "mean": summary["mean"], "hmean": summary["hmean"]}
-    groups = sorted({_unit_of(r, unit if by != "fold" else "id") for r in records})
-    by_group = {g: {s: _pool(v["folds"], max_fpr, key=lambda c, g=g: _group_key(c, by) == g)
-                    for s, v in schemes.items()} for g in groups}
-    gap = None
-    if "leave-one-out" in schemes and schemes["leave-one-out"]["pooled"] and schemes["random"]["pooled"]:
-        lo, rs = schemes["leave-one-out"]["pooled"], schemes["random"]["pooled"]
-        gap = {k: _diff(rs.get(k), lo.get(k)) for k in ("auc", "pauc", "precision", "recall", "f1", "accuracy")}
+    return schemes
+
+
+def _definitions(unit: str, uses_labels: bool, max_fpr: float) -> dict[str, str]:
+    """The ``definitions`` block of a cross-validation result."""
     return {
-        "data": str(Path(data).resolve()), "by": by, "model": model, "params": params,
-        "features": {**features.to_dict(), "channel": channel}, "seed": seed,
-        "n_clips": len(records), "n_unlabelled_left_out": len(all_records) - len(records),
-        "schemes": schemes, "by_group": by_group, "gap": gap, "notes": notes,
-        "definitions": {
-            "leave-one-out": (f"each {unit} in turn is held out; the model is trained on the other "
-                              + ("ids of the same machine type" if unit == "id" else "machine types")
-                              + " and tested on every labelled clip of the held-out one"),
-            "random": ("stratified k-fold over the same clips (strata: machine id x label); each fold tested "
-                       "once by a model trained on the other folds, which includes clips of the same machines"),
-            "training clips": ("normal clips of the training part only" if not cls.uses_labels else
-                               "labelled normal and abnormal clips of the training part; the validation split "
-                               "(early stopping, threshold) is drawn from them only"),
-            "pooled": "metrics over every test clip of the scheme, each decided at its own fold model's threshold; "
-                      "AUC and pAUC over scores of different fold models",
-            "mean": "arithmetic mean over folds (hmean: harmonic), as DCASE reports",
-            "auc": "ROC AUC (scikit-learn roc_auc_score)",
-            "pauc": f"standardised partial AUC, roc_auc_score(max_fpr={max_fpr}) (McClish correction)",
-            "threshold": "each fold model's own threshold, fitted on its training clips only "
-                         "(never on test labels)",
-            "gap": "random split minus leave-one-out (pooled): how much a random split flatters the model",
-        },
+        "leave-one-out": (f"each {unit} in turn is held out; the model is trained on the other "
+                          + ("ids of the same machine type" if unit == "id" else "machine types")
+                          + " and tested on every labelled clip of the held-out one"),
+        "random": ("stratified k-fold over the same clips (strata: machine id x label); each fold tested "
+                   "once by a model trained on the other folds, which includes clips of the same machines"),
+        "training clips": ("normal clips of the training part only" if not uses_labels else
+                           "labelled normal and abnormal clips of the training part; the validation split "
+                           "(early stopping, threshold) is drawn from them only"),
+        "pooled": "metrics over every test clip of the scheme, each decided at its own fold model's threshold; "
+                  "AUC and pAUC over scores of different fold models",
+        "mean": "arithmetic mean over folds (hmean: harmonic), as DCASE reports",
+        "auc": "ROC AUC (scikit-learn roc_auc_score)",
+        "pauc": f"standardised partial AUC, roc_auc_score(max_fpr={max_fpr}) (McClish correction)",
+        "threshold": "each fold model's own threshold, fitted on its training clips only "
+                     "(never on test labels)",
+        "gap": "random split minus leave-one-out (pooled): how much a random split flatters the model",
     }
 
 

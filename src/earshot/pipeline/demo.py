@@ -6,6 +6,7 @@ where installed, the HTML report.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -17,8 +18,13 @@ from typing import Any
 import numpy as np
 
 from earshot._util.fs import atomic_file
+from earshot.bundle import load_model
 from earshot.errors import ParameterError
+from earshot.evaluation.metrics import roc_auc, to_jsonable
 from earshot.pipeline import Progress
+from earshot.pipeline.evaluate import evaluate
+from earshot.pipeline.train import train
+from earshot.synth import synthesize
 
 __all__ = ["run_demo", "auc_by_fault"]
 
@@ -30,10 +36,6 @@ def auc_by_fault(report: dict[str, Any], manifest_csv: Path) -> list[dict[str, A
 
     Uses the ground truth the synthesiser wrote (``fault`` column of ``manifest.csv``).
     """
-    import csv
-
-    from earshot.evaluation.metrics import roc_auc
-
     root = manifest_csv.parent
     fault_of: dict[str, str] = {}
     with open(manifest_csv, newline="", encoding="utf-8") as fh:
@@ -77,11 +79,6 @@ def run_demo(
         ``report`` (as :func:`earshot.pipeline.evaluate`), ``by_fault`` (AUC per fault
         type), ``outputs`` (what was written where).
     """
-    from earshot.bundle import load_model
-    from earshot.evaluation.metrics import to_jsonable
-    from earshot.pipeline import evaluate, train
-    from earshot.synth import synthesize
-
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / "data" / "manifest.csv").exists():
         raise ParameterError(f"--out: {out} exists and is not an earlier demo folder; choose another")
@@ -100,7 +97,7 @@ def run_demo(
         json.dump(to_jsonable({**report, "by_fault": by_fault}), fh, indent=2)
     outputs["json"] = out / "report.json"
     try:
-        from earshot.reports.evaluation import write_report
+        from earshot.reports.evaluation import write_report  # deferred: the HTML report is optional (plots extra)
     except ImportError:  # the HTML report needs matplotlib (the plots extra)
         log.info("matplotlib not installed: no HTML report")
     else:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 from earshot.errors import EarshotError, ParameterError
+from earshot.features.cache import feature_reader
 from earshot.features.config import FeatureConfig
 from earshot.features.store import FrameStore
+from earshot.io.audio import info
 
 __all__ = ["Progress", "GROUP_BYS", "LONG_RECORDING_S", "extract_store", "long_recording_windows"]
 
@@ -33,8 +35,6 @@ def _n_time(n_samples: int, config: FeatureConfig) -> int:
 
 def _expected_samples(path: Path, sr: int) -> int:
     """Samples after decoding and resampling, from the header (resample_poly's length rule)."""
-    from earshot.io.audio import info
-
     meta = info(path)
     if meta.sr == sr:
         return int(meta.frames)
@@ -80,7 +80,7 @@ def extract_store(
     FrameStore
         ``len(paths)`` clips of shape ``(n_mels, n_time_i)``.
     """
-    from earshot.features.cache import feature_reader
+    # deferred: earshot.timeline (tens of ms) is not needed on the `earshot score` start-up path
     from earshot.timeline.windows import frame_span
 
     items = [(Path(p[0]), p[1], p[2]) if isinstance(p, tuple) else (Path(p), None, None) for p in paths]

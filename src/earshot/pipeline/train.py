@@ -11,13 +11,17 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from earshot._util.fs import atomic_dir
+from earshot.bundle import group_dirname, write_index
+from earshot.bundle.save import write_bundle
 from earshot.datasets import Record, assign_default_split, discover, group_name
+from earshot.datasets.discover import parse_label, read_csv
+from earshot.detection import detector_class, detector_params, frames_needed
 from earshot.errors import DatasetError, ParameterError
 from earshot.features.config import FeatureConfig
 from earshot.pipeline.extract import (
@@ -81,10 +85,6 @@ def apply_labels(records: list[Record], csv_path: str | os.PathLike) -> list[Rec
     Paths are absolute or relative to the CSV's folder. A listed path that matches no clip,
     or a row without a label, is an error naming the row.
     """
-    from dataclasses import replace
-
-    from earshot.datasets.discover import parse_label, read_csv
-
     csv_path = Path(os.path.abspath(csv_path))
     if not csv_path.is_file():
         raise ParameterError(f"labels {str(csv_path)!r} does not exist")
@@ -153,10 +153,6 @@ def train(
     -------
     TrainResult
     """
-    from earshot.bundle import group_dirname, write_index
-    from earshot.bundle.save import write_bundle
-    from earshot.detection import detector_class, detector_params, frames_needed
-
     if group_by not in GROUP_BYS:
         raise ParameterError(f"group_by: expected one of {', '.join(GROUP_BYS)}, got {group_by!r}")
     features = features or FeatureConfig()
@@ -183,66 +179,83 @@ def train(
     with atomic_dir(out) as tmp:
         dirs: dict[str, str] = {}
         for n, (group, recs) in enumerate(sorted(groups.items()), start=1):
-            started = time.perf_counter()
-            paths = [r.path for r in recs]
             stage = f"{group} ({n}/{len(groups)})"
-
-            def feat_progress(_s, done, total, stage=stage):
-                if progress:
-                    progress(f"{stage} features", done, total)
-
-            items = long_recording_windows(paths, features, window_s=window_s)
-            if len(items) > len(paths):  # long recordings were cut into windows: one record per window
-                by_path = {r.path: r for r in recs}
-                recs = [by_path[p] for p, _, _ in items]
-            store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
-            detector = cls(**params)
-
-            def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
-                if progress:
-                    progress(f"{stage} training", epoch, epochs)
-
-            y = np.array([r.label for r in recs]) if cls.uses_labels else None
-            detector.fit(store, y, metadata=[record_metadata(r) for r in recs], progress=fit_progress)
-            calib = np.asarray(detector.calibration_scores_)
-            training = {
-                "group": group,
-                "group_by": group_by,
-                "data_root": str(data.resolve()),
-                "n_clips": len(paths),
-                "n_frames_total": int(len(store.frames)),
-                "n_windows": len(items),
-                "window_s": window_s if len(items) > len(paths) else None,
-                "clip_s": round(float(np.median(store.lengths)) * features.hop_length / features.sr, 3),
-                "files": sorted(str(p.resolve()) for p in paths),
-                "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
-                "seed": seed,
-                "fit_seconds": round(time.perf_counter() - started, 3),
-            }
-            validation = {
-                "kind": {"validation": "held-out normal clips",
-                         "validation-f1": "held-out labelled clips (F1-optimal, asked for)",
-                         "cross-fit": "training clips, each scored by a model fitted without it"}.get(
-                             detector.threshold_source_, "training clips (in-sample)"),
-                "n_normal": int(calib.size),
-                "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
-            }
+            detector, training, validation = _fit_group(
+                group, recs, stage, cls=cls, params=params, features=features, channel=channel,
+                min_frames=min_frames, window_s=window_s, data=data, group_by=group_by, seed=seed, progress=progress)
             sub = tmp if single else tmp / group_dirname(group)
             sub.mkdir(exist_ok=True)
             write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation)
             dirs[group] = sub.name
             result.groups[group] = {
-                "n_clips": len(paths),
+                "n_clips": training["n_clips"],
                 "threshold": detector.threshold_,
                 "threshold_method": str(detector.threshold),
                 "threshold_source": detector.threshold_source_,
                 "false_alarm_rate": validation["false_alarm_rate"],
                 "fit_seconds": training["fit_seconds"],
             }
-            del store
         if not single:
             write_index(tmp, dirs, group_by=group_by, extra={"skipped": skipped})
     return result
+
+
+
+def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params: dict[str, Any],
+               features: FeatureConfig, channel: int | None, min_frames: int, window_s: float, data: Path,
+               group_by: str, seed: int, progress: Progress | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Extract one group's features and fit its detector.
+
+    Returns
+    -------
+    tuple
+        ``(detector, training, validation)``: the fitted detector and the manifest's
+        ``training`` and ``validation`` records.
+    """
+    started = time.perf_counter()
+    paths = [r.path for r in recs]
+
+    def feat_progress(_s, done, total, stage=stage):
+        if progress:
+            progress(f"{stage} features", done, total)
+
+    items = long_recording_windows(paths, features, window_s=window_s)
+    if len(items) > len(paths):  # long recordings were cut into windows: one record per window
+        by_path = {r.path: r for r in recs}
+        recs = [by_path[p] for p, _, _ in items]
+    store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
+    detector = cls(**params)
+
+    def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
+        if progress:
+            progress(f"{stage} training", epoch, epochs)
+
+    y = np.array([r.label for r in recs]) if cls.uses_labels else None
+    detector.fit(store, y, metadata=[record_metadata(r) for r in recs], progress=fit_progress)
+    calib = np.asarray(detector.calibration_scores_)
+    training = {
+        "group": group,
+        "group_by": group_by,
+        "data_root": str(data.resolve()),
+        "n_clips": len(paths),
+        "n_frames_total": int(len(store.frames)),
+        "n_windows": len(items),
+        "window_s": window_s if len(items) > len(paths) else None,
+        "clip_s": round(float(np.median(store.lengths)) * features.hop_length / features.sr, 3),
+        "files": sorted(str(p.resolve()) for p in paths),
+        "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
+        "seed": seed,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+    }
+    validation = {
+        "kind": {"validation": "held-out normal clips",
+                 "validation-f1": "held-out labelled clips (F1-optimal, asked for)",
+                 "cross-fit": "training clips, each scored by a model fitted without it"}.get(
+                     detector.threshold_source_, "training clips (in-sample)"),
+        "n_normal": int(calib.size),
+        "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
+    }
+    return detector, training, validation
 
 
 # ---------------------------------------------------------------------- scoring

@@ -8,6 +8,7 @@ torch is imported only when a machine's model is trained (``POST /machines/{m}/t
 
 def create_app(*args, **kwargs):
     """See :func:`earshot.service.app.create_app` (imported on use)."""
+    # deferred: the FastAPI/SQLAlchemy stack loads only when an app is built, not with the package
     from earshot.service.app import create_app as _create
 
     return _create(*args, **kwargs)

@@ -18,11 +18,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from earshot.errors import EarshotError
+from earshot.bundle import load_model
+from earshot.errors import EarshotError, ParameterError
+from earshot.service.alerts import Notifier
 from earshot.service.audio import ApiError
+from earshot.service.deps import ServiceState
+from earshot.service.jobs import JobRunner
+from earshot.service.migrations import check_schema_version, stored_schema_version
+from earshot.service.registry import ModelRegistry
+from earshot.service.routes import ROUTERS
+from earshot.service.routes.pages import STATIC
 from earshot.service.settings import Settings
+from earshot.service.store import Store
 
 __all__ = ["create_app", "preflight"]
 
@@ -104,11 +116,6 @@ def preflight(settings: Settings) -> None:
     OSError
         A data folder that cannot be created.
     """
-    from sqlalchemy.engine import make_url  # deferred: sqlalchemy loads with the service, not with `earshot --help`
-    from sqlalchemy.exc import ArgumentError  # deferred: sqlalchemy loads with the service, not with `earshot --help`
-
-    from earshot.errors import ParameterError
-
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
@@ -117,16 +124,11 @@ def preflight(settings: Settings) -> None:
     if not url.drivername.startswith(("sqlite", "postgresql")):
         raise ParameterError(f"--db: expected a sqlite:// or postgresql:// URL, got {url.drivername}://...")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    from sqlalchemy import create_engine, text  # deferred: sqlalchemy loads with the service, not with `earshot --help`
-    from sqlalchemy.exc import SQLAlchemyError  # deferred: sqlalchemy loads with the service, not with `earshot --help`
-
     try:
         engine = create_engine(url)
     except ImportError as exc:
         raise ParameterError(f"--db: the {url.drivername} driver is not installed ({exc.name}); "
                              "for PostgreSQL: pip install 'psycopg[binary]'") from None
-    from earshot.service.migrations import check_schema_version, stored_schema_version
-
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -138,8 +140,6 @@ def preflight(settings: Settings) -> None:
         engine.dispose()
     check_schema_version(stored, settings.database_url)  # an older one is migrated at start-up
     if settings.models_dir is not None:
-        from earshot.bundle import load_model
-
         load_model(settings.models_dir)
 
 
@@ -161,12 +161,6 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        from earshot.service.alerts import Notifier
-        from earshot.service.deps import ServiceState
-        from earshot.service.jobs import JobRunner
-        from earshot.service.registry import ModelRegistry
-        from earshot.service.store import Store
-
         data = Path(settings.data_dir)
         store = Store(settings.database_url, data)
         registry = ModelRegistry(models_dir=settings.models_dir, trained_dir=data / "models",
@@ -220,9 +214,6 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def _unexpected(request: Request, exc: Exception):
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error (see the server log)"}, status_code=500)
-
-    from earshot.service.routes import ROUTERS
-    from earshot.service.routes.pages import STATIC
 
     for router in ROUTERS:
         app.include_router(router)

@@ -23,6 +23,10 @@ import numpy as np
 from earshot.detection.aggregate import aggregate
 from earshot.errors import AudioError, ParameterError
 from earshot.features.config import FeatureConfig
+from earshot.features.extract import fused_log_mel
+from earshot.io.audio import info, load, resample
+from earshot.io.channels import ALL_CHANNELS, load_channels
+from earshot.service.alerts import events
 
 __all__ = ["ApiError", "AudioFacts", "check_audio", "score_audio", "spectrogram_png", "png_bytes", "data_url"]
 
@@ -70,8 +74,6 @@ def check_audio(tmp: Path, *, label: str, min_sr: int, max_duration_s: float) ->
     ApiError
         422 (not audio, empty, truncated, sample rate too low) or 413 (too long).
     """
-    from earshot.io.audio import info
-
     if tmp.stat().st_size == 0:
         raise ApiError(422, f"{label}: the upload is empty (0 bytes)")
     try:
@@ -96,9 +98,6 @@ def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int | str] = Non
 
     Mono float32 ``(n_samples,)``, or ``(n_channels, n_samples)`` for the channel rule ``"all"``.
     """
-    from earshot.io.audio import load, resample
-    from earshot.io.channels import ALL_CHANNELS, load_channels
-
     try:
         y, file_sr = load_channels(tmp, sr=None) if channel == ALL_CHANNELS else load(tmp, sr=None, channel=channel)
     except (AudioError, ParameterError) as exc:
@@ -120,8 +119,6 @@ def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional
         ``timeline`` of bins (the model's aggregate of the windows starting in each bin) and
         its ``events`` (hysteresis: open on one anomalous bin, close after one normal bin).
     """
-    from earshot.features.extract import fused_log_mel
-
     bundle = entry.bundle
     logmel = fused_log_mel(y, bundle.features)  # the plain log-mel of a mono clip
     if logmel.shape[1] < bundle.min_frames:
@@ -135,8 +132,6 @@ def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional
 
 
 def _timeline(windows: np.ndarray, bundle, window_s: float) -> dict[str, Any]:
-    from earshot.service.alerts import events
-
     f = bundle.features
     hop_s = f.hop_length / f.sr
     span_s = bundle.min_frames * hop_s
@@ -192,8 +187,6 @@ def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: int
     max_width : int
         Longer clips are averaged down to this many columns.
     """
-    from earshot.features.extract import fused_log_mel
-
     S = fused_log_mel(y, FeatureConfig(sr=sr, n_fft=1024, hop_length=hop_length, n_mels=n_mels))
     if S.shape[1] > max_width:
         step = int(np.ceil(S.shape[1] / max_width))

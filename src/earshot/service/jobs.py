@@ -27,7 +27,10 @@ from typing import Any, Optional
 
 from sqlalchemy import func, or_, select, update
 
+from earshot.bundle import Bundle
 from earshot.errors import EarshotError
+from earshot.features.config import FeatureConfig
+from earshot.pipeline import train
 from earshot.service.backlog import backlog_size, score_backlog
 from earshot.service.registry import ModelEntry, ModelRegistry
 from earshot.service.store import Job, Machine, Snippet, Store, iso, utcnow
@@ -166,9 +169,6 @@ class JobRunner:
     def _train(self, job: Job) -> dict[str, Any]:
         import torch  # deferred: torch is needed only when the service trains
 
-        from earshot.features.config import FeatureConfig
-        from earshot.pipeline import train
-
         # leave cores to the requests being scored while the model trains
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))
         params = dict(job.params)
@@ -213,8 +213,6 @@ class JobRunner:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self._update(job.id, progress=0.97, stage="loading the new model")
-        from earshot.bundle import Bundle
-
         entry = ModelEntry(job.machine, Bundle(out), "trained", None)
         self.registry.put(entry)
         with self.store.write() as s:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -305,6 +306,37 @@ def synthesize(
     >>> [r["path"] for r in csv.DictReader(open(m))]
     ['valve/id_00/normal/00000000.wav', 'valve/id_00/normal/00000001.wav', 'valve/id_00/abnormal/00000000.wav']
     """
+    params, n_jobs = _checked_params(machines, n_ids=n_ids, n_normal=n_normal, n_abnormal=n_abnormal,
+                                     snr_db=snr_db, duration_s=duration_s, sr=sr, seed=seed,
+                                     domain_shift=domain_shift, n_target=n_target, n_jobs=n_jobs, progress=progress)
+    out = Path(out_dir)
+    _prepare(out)
+
+    jobs = plan(**{k: v for k, v in params.items() if k != "domain_shift"})
+    marker = {
+        "generator": "earshot.synth",
+        "format_version": 1,
+        "params": params,
+    }
+    _write_text_atomic(out / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
+    for folder in sorted({(out / j.relpath).parent for j in jobs}):
+        folder.mkdir(parents=True, exist_ok=True)
+    _write_clips(out, jobs, n_jobs, progress)
+    return _write_manifest(out, jobs)
+
+
+def _checked_params(machines: Sequence[str], *, n_ids: int, n_normal: int, n_abnormal: int, snr_db: float,
+                    duration_s: float, sr: int, seed: int, domain_shift: bool, n_target: int | None, n_jobs: int,
+                    progress: Callable[[int, int], None] | None) -> tuple[dict[str, Any], int]:
+    """Check :func:`synthesize`'s parameters (raising :class:`ParameterError` naming the first bad one).
+
+    Returns
+    -------
+    params : dict
+        The checked data-set parameters, as the marker file records them (target-domain clip
+        counts resolved: ``n_target``, ``n_target_abnormal``).
+    n_jobs : int
+    """
     if isinstance(machines, str):
         machines = [machines]
     try:
@@ -336,24 +368,16 @@ def synthesize(
         n_ta = max(1, round(n_tn * n_abnormal / n_normal)) if (n_abnormal and n_tn) else 0
     else:
         n_tn = n_ta = 0
-    out = Path(out_dir)
-    _prepare(out)
+    params = {"machines": machines, "n_ids": n_ids, "n_normal": n_normal,
+              "n_abnormal": n_abnormal, "snr_db": snr_db, "duration_s": duration_s,
+              "sr": sr, "seed": seed, "domain_shift": bool(domain_shift),
+              "n_target": n_tn, "n_target_abnormal": n_ta}
+    return params, n_jobs
 
-    jobs = plan(machines=machines, n_ids=n_ids, n_normal=n_normal, n_abnormal=n_abnormal,
-                n_target=n_tn, n_target_abnormal=n_ta, seed=seed, snr_db=snr_db,
-                duration_s=duration_s, sr=sr)
-    marker = {
-        "generator": "earshot.synth",
-        "format_version": 1,
-        "params": {"machines": machines, "n_ids": n_ids, "n_normal": n_normal,
-                   "n_abnormal": n_abnormal, "snr_db": snr_db, "duration_s": duration_s,
-                   "sr": sr, "seed": seed, "domain_shift": bool(domain_shift),
-                   "n_target": n_tn, "n_target_abnormal": n_ta},
-    }
-    _write_text_atomic(out / MARKER_NAME, json.dumps(marker, indent=2) + "\n")
-    for folder in sorted({(out / j.relpath).parent for j in jobs}):
-        folder.mkdir(parents=True, exist_ok=True)
 
+def _write_clips(out: Path, jobs: list[ClipJob], n_jobs: int, progress: Callable[[int, int], None] | None) -> None:
+    """Render and write every clip (in ``n_jobs`` worker processes); on any failure, remove the
+    half-written temporary files and re-raise."""
     total = len(jobs)
     logger.info("writing %d clips to %s (n_jobs=%d)", total, out, n_jobs)
     workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
@@ -383,6 +407,9 @@ def synthesize(
         _remove_tmp_files(out, jobs)
         raise
 
+
+def _write_manifest(out: Path, jobs: list[ClipJob]) -> Path:
+    """Write ``manifest.csv`` (last: its presence marks a complete run); return its path."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -390,5 +417,5 @@ def synthesize(
         writer.writerow(job.row())
     manifest = out / MANIFEST_NAME
     _write_text_atomic(manifest, buf.getvalue())
-    logger.info("wrote %d clips and %s", total, manifest)
+    logger.info("wrote %d clips and %s", len(jobs), manifest)
     return manifest

@@ -214,6 +214,13 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
         _event(e)
     if failure is not None:  # an unplugged (or stalled) device mid-alarm: the event is logged, then the error
         raise failure
+    _record_totals(summary, source, scorer, ring, started)
+    return summary
+
+
+def _record_totals(summary: MonitorSummary, source, scorer: StreamScorer, ring: RingBuffer, started: float) -> None:
+    """Fill in the session's totals (audio scored, samples dropped, device overflows, wall time)
+    and warn about lost audio."""
     summary.seconds = scorer.n_samples / source.sr
     summary.dropped_samples = ring.dropped
     summary.input_overflows = int(getattr(source, "status_flags", 0))
@@ -223,7 +230,6 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     if summary.input_overflows:
         log.warning("the input device reported %d overflow(s): some audio was lost before it reached earshot "
                     "(a busy machine? try a larger --blocksize)", summary.input_overflows)
-    return summary
 
 
 def _stalled(source, silence: float, heard: bool) -> AudioError:

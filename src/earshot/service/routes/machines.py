@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, Upl
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from earshot.detection.thresholds import ThresholdSpec
+from earshot.errors import ParameterError
 from earshot.service.alerts import alert_dict
 from earshot.service.audio import ApiError
 from earshot.service.deps import ServiceState, machine_name, require_key, state
@@ -182,9 +184,6 @@ def snippets(
 def train(body: Optional[TrainIn] = None, machine: str = Depends(machine_name),
           st: ServiceState = Depends(state)) -> dict[str, Any]:
     """Train this machine's model from its stored normal snippets in the background (GET /jobs/{id})."""
-    from earshot.detection.thresholds import ThresholdSpec
-    from earshot.errors import ParameterError
-
     body = body or TrainIn()
     try:
         ThresholdSpec.parse(body.threshold)

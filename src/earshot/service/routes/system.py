@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from earshot import __version__
 from earshot.service.audio import ApiError
 from earshot.service.deps import ServiceState, state
 
@@ -17,8 +18,6 @@ _STARTED = time.time()
 @router.get("/health")
 def health(st: ServiceState = Depends(state)) -> dict[str, Any]:
     """Liveness and what is loaded: models, database backend, whether writes need a key."""
-    from earshot import __version__
-
     st.store.ping()
     return {"status": "ok", "version": __version__, "models": len(st.registry.names()),
             "database": st.store.backend, "api_key_required": bool(st.settings.api_key),
