@@ -1,7 +1,7 @@
 """Real-data benchmark: every earshot detector beside two reference detectors, same splits.
 
     .venv/bin/pip install -e '.[bench]'          # pyod, pinned
-    OMP_NUM_THREADS=1 .venv/bin/python bench/real.py [--repeats 5] [--channels 0,mean]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/real.py [--repeats 5] [--channels 0,mean,all]
         [--models dense-ae,gauss,knn,embed,auto] [--lstm] [--no-synth] [--data DIR] [--json OUT]
 
 What it measures, in one process:
@@ -27,7 +27,10 @@ What it measures, in one process:
   a 64-mel log-mel, and ``pyod-audioae``, PyOD's ``AudioAE`` at its defaults (see
   ``bench/_real_baselines.py``).
 - **Channels.** Multi-channel sets (MIMII: 8 microphones) run once per ``--channels`` entry:
-  ``0`` (the first microphone) and ``mean`` (the average of all, earshot's default reading).
+  ``0`` (the first microphone), ``mean`` (the average of all waveforms, earshot's default
+  reading) and ``all`` (every microphone fused: mel power averaged over the channels before the
+  dB, ``earshot train --channels all``). ``base-gauss`` runs on the same fused log-mel;
+  ``pyod-audioae`` takes one waveform, so its ``all`` cell is empty (see its ``0``/``mean`` rows).
 - **Metrics.** ROC AUC and pAUC (``max_fpr=0.1``, scikit-learn's standardised definition,
   :func:`earshot.evaluation.pauc`) per group; where the test clips come from several domains,
   also per domain the DCASE 2022-2024 way (the domain's normals against every anomaly). Fit
@@ -63,7 +66,9 @@ from earshot.datasets import discover  # noqa: E402
 from earshot.detection import make_detector  # noqa: E402
 from earshot.evaluation import pauc, roc_auc  # noqa: E402
 from earshot.features import FeatureConfig, log_mel  # noqa: E402
+from earshot.features.extract import fused_log_mel  # noqa: E402
 from earshot.io import info, load  # noqa: E402
+from earshot.io.channels import ALL_CHANNELS, load_channels  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "real"
@@ -177,13 +182,15 @@ class Cache:
     def wave(self, path: Path, channel: int | None) -> np.ndarray:
         key = (path, channel)
         if key not in self.waves:
-            self.waves[key] = load(path, sr=SR, channel=channel)[0]
+            read = load_channels(path, sr=SR) if channel == ALL_CHANNELS else load(path, sr=SR, channel=channel)
+            self.waves[key] = read[0]
         return self.waves[key]
 
     def mel(self, path: Path, channel: int | None, n_mels: int) -> np.ndarray:
         key = (path, channel, n_mels)
         if key not in self.mels:
-            self.mels[key] = log_mel(self.wave(path, channel), FeatureConfig(n_mels=n_mels), workers=1)
+            fuse = fused_log_mel if channel == ALL_CHANNELS else log_mel
+            self.mels[key] = fuse(self.wave(path, channel), FeatureConfig(n_mels=n_mels), workers=1)
         return self.mels[key]
 
 
@@ -239,12 +246,14 @@ def run(groups: list[Group], methods: list[str], channels: list[str], repeats: i
     for g in groups:
         modes = channels if g.n_channels > 1 else ["mono"]
         for mode in modes:
-            channel = None if mode in ("mean", "mono") else int(mode)
+            channel = None if mode in ("mean", "mono") else ALL_CHANNELS if mode == ALL_CHANNELS else int(mode)
             tr0, te0 = split(g, 0)
             y0 = np.array([g.clips[i].label for i in te0])
             row = {"set": g.name, "channel": mode, "n_train": int(len(tr0)), "n_test_normal": int(np.sum(y0 == 0)),
                    "n_test_anomaly": int(np.sum(y0 == 1)), "seeds": list(range(repeats)), "methods": {}}
             for method in methods:
+                if channel == ALL_CHANNELS and method.startswith("pyod-audioae"):
+                    continue  # one waveform in: nothing to fuse
                 res = {"per_seed": [], "fit_s": [], "score_s": [], "chosen": [], "error": None}
                 for seed in range(repeats):
                     train, test = split(g, seed)
@@ -340,7 +349,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(EARSHOT_MODELS), help="earshot detectors")
     ap.add_argument("--lstm", action="store_true", help="add lstm-ae")
     ap.add_argument("--no-baselines", action="store_true")
-    ap.add_argument("--channels", default="0,mean", help="for multi-channel sets: comma-separated 'mean' or N")
+    ap.add_argument("--channels", default="0,mean,all",
+                    help="for multi-channel sets: comma-separated 'mean', 'all' or N")
     ap.add_argument("--no-synth", action="store_true", help="leave out the synthetic set")
     ap.add_argument("--only", default="", help="run only sets whose name contains this")
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "earshot-bench-real",
