@@ -1,23 +1,11 @@
-"""Long recordings: window scores along time, events with hysteresis, a file-level verdict.
+"""Events along a timeline: windows in, events out, online, and a recording's verdict (numpy only).
 
-numpy only. The pieces, shared by ``earshot detect`` (a whole file) and ``earshot listen``
-(a live stream, through :mod:`earshot.timeline`), so both give the same windows and events:
-
-- :class:`WindowGeometry`: which samples, log-mel frames and model windows make up timeline
-  window ``k`` (``[k * hop, k * hop + window)`` in samples);
 - :func:`resolve_threshold`: the bundle's threshold, moved by ``sensitivity`` or replaced;
 - :class:`EventTracker`: windows in, events out, online (hysteresis, merge gap, minimum
-  duration); :func:`find_events` runs it over a whole timeline;
-- :func:`verdict`: the file-level verdict and the reason for it.
-
-How a window is scored: the bundle's graph gives one error per model window (a context window
-of ``n_frames`` frames for the dense autoencoder, a sequence for the LSTM autoencoder) over the
-continuous log-mel of the recording; timeline window ``k``'s score is the bundle's aggregate
-(``mean`` by default) of the errors of the model windows lying wholly inside its frames, i.e.
-the window is scored exactly as a clip of ``window_s`` seconds is scored in training, without
-the clip-edge padding. Training on long recordings cuts them into windows of the same frames
-(:func:`frame_span`), so a model trained the AMULET way is calibrated on the very windows
-``detect`` scores.
+  duration; :class:`Hysteresis` holds the open/close counting the service's alerts share);
+  :func:`find_events` runs it over a whole timeline;
+- :func:`verdict`: the file-level verdict and the reason for it;
+- :class:`EventSettings`: how ``detect`` and ``listen`` set a tracker up for a bundle.
 """
 
 from __future__ import annotations
