@@ -42,15 +42,15 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 100
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+def _module_name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+def _modules(src: Path = SRC) -> dict[str, Path]:
+    return {_module_name(p, src): p for p in sorted(src.rglob("*.py"))}
 
 
 def _imports(path: Path) -> list[tuple[str, list[str], bool, int]]:
@@ -86,8 +86,9 @@ def test_every_module_sits_in_a_layer_of_the_map():
     assert not unknown, f"folders missing from the layer map: {unknown}"
 
 
-def test_no_module_imports_a_layer_below_it():
-    modules = _modules()
+def _back_edges(src: Path = SRC) -> list[str]:
+    """Every import of a module from a layer below it in :data:`LAYERS`."""
+    modules = _modules(src)
     rank = {name: i for i, name in enumerate(LAYERS)}
     bad = []
     for mod, path in modules.items():
@@ -100,12 +101,18 @@ def test_no_module_imports_a_layer_below_it():
                 if there not in rank or there == here:
                     continue
                 if rank[there] > rank[here]:
-                    bad.append(f"{path.relative_to(SRC)}:{line} ({here}) imports {t} ({there})")
+                    bad.append(f"{path.relative_to(src)}:{line} ({here}) imports {t} ({there})")
+    return bad
+
+
+def test_no_module_imports_a_layer_below_it():
+    bad = _back_edges()
     assert not bad, "imports against the layer map:\n" + "\n".join(bad)
 
 
-def test_no_import_cycles_between_modules():
-    modules = _modules()
+def _cycles(src: Path = SRC) -> list[list[str]]:
+    """The import cycles between modules (strongly connected components of two or more)."""
+    modules = _modules(src)
     graph: dict[str, set[str]] = {}
     for mod, path in modules.items():
         deps = set()
@@ -145,6 +152,11 @@ def test_no_import_cycles_between_modules():
     for v in graph:
         if v not in index:
             visit(v)
+    return cycles
+
+
+def test_no_import_cycles_between_modules():
+    cycles = _cycles()
     assert not cycles, f"import cycles: {cycles}"
 
 
@@ -196,10 +208,33 @@ def test_deferred_imports_say_why():
     assert not bad, f"{len(bad)} imports inside functions without a reason:\n" + "\n".join(bad)
 
 
+def _fake_package(root: Path, files: dict[str, str]) -> Path:
+    src = root / "earshot"
+    for name, text in {"__init__.py": "", **files}.items():
+        path = src / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return src
+
+
 @pytest.mark.parametrize("edge", sorted(EDGES))
-def test_the_layer_test_catches_a_back_edge(tmp_path, edge):
-    """The check itself: a made-up low module importing an edge is reported."""
-    fake = tmp_path / "m.py"
-    fake.write_text(f"from earshot.{edge}.x import y\n")
-    assert [t for t, *_ in _imports(fake)] == [f"earshot.{edge}.x"]
-    assert LAYERS.index(_layer(f"earshot.{edge}.x")) > LAYERS.index("features")
+def test_the_layer_check_catches_a_back_edge(tmp_path, edge):
+    """The check itself: a made-up low module importing an edge (or a deferred import of a
+    higher layer) is reported; the same import the other way round is not."""
+    src = _fake_package(tmp_path, {
+        "features/__init__.py": "",
+        "features/low.py": f"def f():\n    from earshot.{edge}.high import g  # deferred\n",
+        f"{edge}/__init__.py": "",
+        f"{edge}/high.py": "from earshot.features.low import f\n",
+    })
+    bad = _back_edges(src)
+    assert len(bad) == 1 and bad[0].startswith("features/low.py:2 (features) imports earshot." + edge)
+
+
+def test_the_cycle_check_catches_a_cycle_through_a_deferred_import(tmp_path):
+    src = _fake_package(tmp_path, {
+        "io/__init__.py": "",
+        "io/a.py": "from earshot.io.b import x\n",
+        "io/b.py": "def x():\n    from earshot.io import a  # deferred\n",
+    })
+    assert _cycles(src) == [["earshot.io.a", "earshot.io.b"]]
