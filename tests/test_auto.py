@@ -9,7 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from earshot.detection.auto import CORRUPTIONS, AutoDetector, corrupt, rank_auc
+from earshot.detection.auto import CORRUPTIONS, AutoDetector, choose, corrupt, rank_auc
 from earshot.errors import ParameterError
 
 from helpers.spectra import machine_clip
@@ -64,7 +64,7 @@ def test_chooses_from_training_normals_only_and_records_why(rng):
     for kind in ("gauss", "knn"):
         c = sel["candidates"][kind]
         assert 0.0 <= c["auc"] <= 1.0 and set(c["auc_by_corruption"]) == set(CORRUPTIONS)
-    assert sel["candidates"][sel["chosen"]]["auc"] == max(c["auc"] for c in sel["candidates"].values())
+    assert sel["chosen"] == choose(sel["candidates"])[0]
     assert "held-out normal" in sel["reason"] and "synthetic" in sel["reason"]
     assert det.threshold_ == det.detector_.threshold_
     np.testing.assert_array_equal(det.score_samples(X[:3]), det.detector_.score_samples(X[:3]))
@@ -72,6 +72,25 @@ def test_chooses_from_training_normals_only_and_records_why(rng):
     for c in (*again["candidates"].values(), *sel["candidates"].values()):
         c.pop("fit_seconds")
     assert again == sel, "same seed, same comparison"
+
+
+def _scored(**aucs):
+    return {k: {"auc": float(np.mean(v)), "auc_by_corruption": dict(zip(CORRUPTIONS, v))} for k, v in aucs.items()}
+
+
+def test_the_simplest_candidate_is_kept_unless_beaten_beyond_the_noise():
+    noisy = np.array([0.9, 0.5, 0.8, 0.6, 0.95, 0.55, 0.7, 0.75, 0.65])
+    # knn higher on average, but by less than the spread of the per-family differences allows
+    mixed = noisy + np.array([0.1, -0.1, 0.1, -0.05, 0.03, -0.08, 0.12, 0.02, -0.1]) + 0.01
+    chosen, why = choose(_scored(gauss=noisy, knn=mixed))
+    assert np.mean(mixed) > np.mean(noisy) and chosen == "gauss"
+    assert "simplest" in why and "standard errors" in why
+    # knn higher on every family: a real gain
+    chosen, why = choose(_scored(gauss=noisy, knn=noisy + 0.08, embed=noisy + 0.02))
+    assert chosen == "knn" and "more than 2 standard errors" in why
+    # several beat the first: the highest mean among them
+    assert choose(_scored(gauss=noisy, knn=noisy + 0.05, embed=noisy + 0.1))[0] == "embed"
+    assert choose(_scored(gauss=noisy, knn=noisy))[0] == "gauss", "a tie keeps the simplest"
 
 
 def test_too_few_clips_take_a_frugal_detector(rng):
