@@ -53,7 +53,8 @@ def make_client(model_dir, tmp_path):
     stack = contextlib.ExitStack()
 
     def make(**overrides):
-        values = {"models_dir": model_dir, "data_dir": tmp_path / "data", **overrides}
+        # the test webhook receivers listen on 127.0.0.1, which webhooks reach only when allowed
+        values = {"models_dir": model_dir, "data_dir": tmp_path / "data", "webhook_allow": ("127.0.0.1",), **overrides}
         if DB_URL:
             _fresh_database()
             values["db_url"] = DB_URL

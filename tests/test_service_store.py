@@ -95,7 +95,7 @@ def test_restart_marks_cut_off_jobs_failed_and_resumes_pending_webhooks(model_di
                            next_attempt_at=utcnow()))
     store.close()
     try:
-        with TestClient(create_app(Settings(models_dir=model_dir, data_dir=data))) as client:
+        with TestClient(create_app(Settings(models_dir=model_dir, data_dir=data, webhook_allow=("127.0.0.1",)))) as client:
             job = client.get("/jobs/j1").json()
             assert job["state"] == "failed" and "restarted" in job["message"]
             deadline = time.monotonic() + 10

@@ -7,7 +7,9 @@ steps and closes after ``close_after`` consecutive normal ones, so one noisy ver
 opens nor closes it.
 Webhook deliveries go through an outbox table written in the same transaction as the alert,
 and a background thread posts them with retries and exponential back-off (pending ones are
-resumed after a restart).
+resumed after a restart). Each row is tried on its own: whatever one row does (a malformed
+URL, a refused address, a redirect, a timeout), the reason is recorded on that row and the
+other rows are still delivered (see :mod:`earshot.service.webhooks` for the address rules).
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, Optional
@@ -25,6 +25,7 @@ import numpy as np
 from sqlalchemy import select
 
 from earshot.service.store import Alert, Machine, Notification, Snippet, Store, iso, utcnow
+from earshot.service.webhooks import WebhookPolicy, post_json
 from earshot.timeline import EventTracker, Hysteresis, WindowScore
 
 __all__ = ["Hysteresis", "events", "apply_verdict", "alert_dict", "Notifier"]
@@ -148,10 +149,14 @@ class Notifier:
         Wait after the first failure; doubled after each further one (at most 300 s).
     timeout_s : float
         HTTP timeout of one attempt.
+    policy : WebhookPolicy, optional
+        Which non-public destinations are allowed (default: none).
     """
 
-    def __init__(self, store: Store, *, retries: int, backoff_s: float, timeout_s: float):
+    def __init__(self, store: Store, *, retries: int, backoff_s: float, timeout_s: float,
+                 policy: Optional[WebhookPolicy] = None):
         self.store = store
+        self.policy = policy or WebhookPolicy()
         self.retries = retries
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
@@ -191,22 +196,10 @@ class Notifier:
         for n in due:
             if self._stop.is_set():
                 break
-            error = self._post(n.url, n.payload)
-            with self.store.write() as s:
-                row = s.get(Notification, n.id)
-                row.attempts += 1
-                if error is None:
-                    row.state, row.sent_at, row.last_error = "sent", utcnow(), None
-                    log.info("webhook %s for alert %d delivered", row.event, row.alert_id)
-                else:
-                    row.last_error = error
-                    if row.attempts >= self.retries:
-                        row.state = "failed"
-                        log.warning("webhook %s for alert %d failed after %d attempts: %s", row.event, row.alert_id,
-                                    row.attempts, error)
-                    else:
-                        delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (row.attempts - 1))
-                        row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            try:
+                self._attempt(n.id, n.url, n.payload)
+            except Exception:  # one row's failure (even a database one) never stops the others
+                log.exception("webhook notification %d", n.id)
         with self.store.read() as s:
             nxt = s.scalars(select(Notification.next_attempt_at).where(Notification.state == "pending")
                             .order_by(Notification.next_attempt_at).limit(1)).first()
@@ -214,16 +207,24 @@ class Notifier:
             return 5.0
         return max(0.05, min(5.0, (nxt - utcnow()).total_seconds()))
 
-    def _post(self, url: str, payload: dict[str, Any]) -> Optional[str]:
-        body = json.dumps(payload).encode()
-        req = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "earshot-webhook"})
+    def _attempt(self, row_id: int, url: str, payload: dict[str, Any]) -> None:
+        """Post one notification and record the outcome on its row (sent, retry later, or failed)."""
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - http(s) only, checked on input
-                if 200 <= resp.status < 300:
-                    return None
-                return f"HTTP {resp.status}"
-        except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            return str(getattr(exc, "reason", exc))
+            error = post_json(url, json.dumps(payload).encode(), policy=self.policy, timeout_s=self.timeout_s)
+        except Exception as exc:  # post_json returns reasons; anything else is still this row's failure
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        with self.store.write() as s:
+            row = s.get(Notification, row_id)
+            row.attempts += 1
+            if error is None:
+                row.state, row.sent_at, row.last_error = "sent", utcnow(), None
+                log.info("webhook %s for alert %d delivered", row.event, row.alert_id)
+                return
+            row.last_error = error
+            if row.attempts >= self.retries:
+                row.state = "failed"
+                log.warning("webhook %s for alert %d failed after %d attempts: %s", row.event, row.alert_id,
+                            row.attempts, error)
+            else:
+                delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (row.attempts - 1))
+                row.next_attempt_at = utcnow() + timedelta(seconds=delay)

@@ -35,6 +35,7 @@ from earshot.service.routes import ROUTERS
 from earshot.service.routes.pages import STATIC
 from earshot.service.settings import Settings
 from earshot.service.store import Store
+from earshot.service.webhooks import WebhookPolicy
 
 __all__ = ["create_app", "preflight"]
 
@@ -171,7 +172,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             store.close()
             raise
         notifier = Notifier(store, retries=settings.webhook_retries, backoff_s=settings.webhook_backoff_s,
-                            timeout_s=settings.webhook_timeout_s)
+                            timeout_s=settings.webhook_timeout_s, policy=WebhookPolicy(settings.webhook_allow))
         jobs = JobRunner(store, registry, trained_dir=data / "models")
         app.state.earshot = ServiceState(settings=settings, store=store, registry=registry, notifier=notifier, jobs=jobs)
         notifier.start()

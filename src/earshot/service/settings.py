@@ -8,6 +8,8 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from earshot.errors import ParameterError
+from earshot.io.limits import SERVICE_LIMITS, DecodeLimits
+from earshot.service.webhooks import WebhookError, WebhookPolicy
 
 __all__ = ["Settings"]
 
@@ -33,6 +35,20 @@ class Settings(BaseModel):
         Larger request bodies are refused with 413 before they are read.
     max_duration_s : float
         Longer audio (by its header) is refused with 413 before it is decoded.
+    max_channels, min_sr, max_sr, max_decoded_mb : int, int, int, float
+        The rest of the decode budget, checked from the header before decoding: more channels
+        or a rate outside ``[min_sr, max_sr]`` is a 422; more than ``max_decoded_mb`` MiB of
+        float32 samples (channels x frames x 4 bytes) a 413. Defaults:
+        :data:`earshot.io.limits.SERVICE_LIMITS`.
+    timeout_keep_alive_s : float
+        An idle keep-alive connection is closed after this long.
+    timeout_header_s, timeout_body_s : float
+        A request whose headers (from the connection's first byte or from the end of the
+        previous request) or whose body (from the end of its headers) take longer is dropped.
+    limit_concurrency : int
+        Open connections plus running tasks beyond which uvicorn answers 503.
+    max_header_bytes : int
+        h11's limit on an incomplete event (the request line and headers): larger is a 400.
     alert_open_after, alert_close_after : int
         Consecutive anomalous snippets that open a machine's alert, consecutive normal ones
         that close it (hysteresis).
@@ -42,6 +58,9 @@ class Settings(BaseModel):
     webhook_retries, webhook_backoff_s, webhook_timeout_s : int, float, float
         Delivery attempts per alert notification, first back-off (doubled each retry, at most
         300 s) and the HTTP timeout.
+    webhook_allow : tuple of str
+        Host names and IP networks webhooks may reach although they are not public (loopback,
+        private, link-local...); by default webhooks reach public addresses only.
     train_min_snippets : int
         Fewest normal snippets ``POST /machines/{machine}/train`` accepts.
     train_epochs : int
@@ -59,13 +78,23 @@ class Settings(BaseModel):
     data_dir: Path = Path("earshot-data")
     api_key: Optional[str] = None
     max_upload_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    max_duration_s: float = Field(600.0, gt=0)
+    max_duration_s: float = Field(SERVICE_LIMITS.max_duration_s, gt=0)
+    max_channels: int = Field(SERVICE_LIMITS.max_channels, ge=1)
+    min_sr: int = Field(SERVICE_LIMITS.min_sr, ge=1)
+    max_sr: int = Field(SERVICE_LIMITS.max_sr, ge=1)
+    max_decoded_mb: float = Field(SERVICE_LIMITS.max_decoded_bytes / 2**20, gt=0)
+    timeout_keep_alive_s: float = Field(5.0, gt=0)
+    timeout_header_s: float = Field(10.0, gt=0)
+    timeout_body_s: float = Field(120.0, gt=0)
+    limit_concurrency: int = Field(64, ge=1)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
     alert_open_after: int = Field(2, ge=1)
     alert_close_after: int = Field(2, ge=1)
     default_model: Optional[str] = None
     webhook_retries: int = Field(5, ge=1)
     webhook_backoff_s: float = Field(1.0, ge=0)
     webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_allow: tuple[str, ...] = ()
     train_min_snippets: int = Field(10, ge=1)
     train_epochs: int = Field(30, ge=1)
     timeline_window_s: float = Field(1.0, gt=0)
@@ -84,6 +113,20 @@ class Settings(BaseModel):
         if value is not None and not value.strip():
             return None
         return value
+
+    @field_validator("webhook_allow")
+    @classmethod
+    def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return tuple(WebhookPolicy.check_entry(v) for v in value)
+        except WebhookError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def limits(self) -> DecodeLimits:
+        """The decode budget of an upload (see :mod:`earshot.io.limits`)."""
+        return DecodeLimits(max_channels=self.max_channels, min_sr=self.min_sr, max_sr=self.max_sr,
+                            max_duration_s=self.max_duration_s, max_decoded_bytes=int(self.max_decoded_mb * 2**20))
 
     @property
     def database_url(self) -> str:

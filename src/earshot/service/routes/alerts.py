@@ -1,4 +1,4 @@
-"""``GET /alerts``."""
+"""``GET /alerts`` and ``GET /notifications`` (the webhook outbox)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from sqlalchemy import select
 from earshot.service.alerts import alert_dict
 from earshot.service.audio import ApiError
 from earshot.service.deps import ServiceState, state
-from earshot.service.store import Alert, Machine
+from earshot.service.store import Alert, Machine, Notification, iso
+from earshot.service.webhooks import mask_url
 
 router = APIRouter(tags=["alerts"])
 
@@ -33,3 +34,34 @@ def alerts(
     with st.store.read() as s:
         rows = s.execute(stmt).all()
     return {"alerts": [alert_dict(a, name) for a, name in rows]}
+
+
+@router.get("/notifications")
+def notifications(
+    notification_state: Optional[str] = Query(None, alias="state", description="pending | sent | failed (default: all)"),
+    machine: Optional[str] = Query(None, description="Only this machine's notifications."),
+    limit: int = Query(100, ge=1, le=1000),
+    st: ServiceState = Depends(state),
+) -> dict[str, Any]:
+    """The webhook outbox, newest first: each delivery's state, attempts and last error.
+
+    A failed attempt leaves its reason in ``last_error`` (a refused address, a redirect not
+    followed, an HTTP status, a timeout) and the time of the next try in ``next_attempt_at``;
+    URLs are masked (credentials and query values as ``***``).
+    """
+    if notification_state not in (None, "pending", "sent", "failed"):
+        raise ApiError(422, f"state: expected pending, sent or failed, got {notification_state!r}")
+    stmt = (select(Notification, Machine.name).join(Alert, Alert.id == Notification.alert_id, isouter=True)
+            .join(Machine, Machine.id == Alert.machine_id, isouter=True).order_by(Notification.id.desc()).limit(limit))
+    if notification_state:
+        stmt = stmt.where(Notification.state == notification_state)
+    if machine:
+        stmt = stmt.where(Machine.name == machine)
+    with st.store.read() as s:
+        rows = s.execute(stmt).all()
+    return {"notifications": [
+        {"id": n.id, "alert_id": n.alert_id, "machine": name, "event": n.event, "url": mask_url(n.url),
+         "state": n.state, "attempts": n.attempts, "created_at": iso(n.created_at),
+         "next_attempt_at": iso(n.next_attempt_at) if n.state == "pending" else None, "sent_at": iso(n.sent_at),
+         "last_error": n.last_error}
+        for n, name in rows]}

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
@@ -17,6 +16,7 @@ from earshot.service.deps import ServiceState, machine_name, require_key, state
 from earshot.service.ingest import ingest_snippet, snippet_dict
 from earshot.service.jobs import count_training_snippets, job_dict
 from earshot.service.store import Alert, Machine, Snippet, iso, utcnow
+from earshot.service.webhooks import WebhookError, WebhookPolicy, mask_url
 
 router = APIRouter(tags=["machines"])
 
@@ -47,11 +47,23 @@ def _status(m: Machine) -> str:
     return "warning" if m.last_is_anomalous else "ok"
 
 
-def machine_dict(st: ServiceState, s, m: Machine, *, history: int) -> dict[str, Any]:
+def shows_secrets(request: Request) -> bool:
+    """True when the request carries the server's API key: only then are webhook URLs shown whole
+    (without a key configured, every reader sees them masked: no credentials, no query values)."""
+    if not request.app.state.earshot.settings.api_key:
+        return False
+    try:
+        require_key(request)
+    except ApiError:
+        return False
+    return True
+
+
+def machine_dict(st: ServiceState, s, m: Machine, *, history: int, secrets: bool = False) -> dict[str, Any]:
     entry = st.registry.for_machine(m.name, m.model)
     out = {
         "name": m.name, "status": _status(m), "model": entry.name if entry else None, "model_setting": m.model,
-        "webhook_url": m.webhook_url, "created_at": iso(m.created_at), "n_snippets": m.n_snippets,
+        "webhook_url": m.webhook_url if secrets else mask_url(m.webhook_url), "created_at": iso(m.created_at), "n_snippets": m.n_snippets,
         "last_snippet_at": iso(m.last_snippet_at), "last_score": m.last_score, "threshold": m.last_threshold,
         "last_is_anomalous": m.last_is_anomalous, "open_alert": None,
     }
@@ -77,21 +89,27 @@ def _get_machine(s, name: str) -> Machine:
 
 
 @router.get("/machines")
-def machines(history: int = Query(50, ge=0, le=1000, description="Last scores per machine, for plots."),
+def machines(request: Request, history: int = Query(50, ge=0, le=1000, description="Last scores per machine, for plots."),
              st: ServiceState = Depends(state)) -> dict[str, Any]:
-    """Every machine with its status (alert | warning | ok | unscored | no data) and score history."""
+    """Every machine with its status (alert | warning | ok | unscored | no data) and score history.
+
+    Webhook URLs are masked (credentials and query values as ``***``) unless the request
+    carries the API key."""
+    secrets = shows_secrets(request)
     with st.store.read() as s:
         rows = s.scalars(select(Machine).order_by(Machine.name)).all()
-        return {"machines": [machine_dict(st, s, m, history=history) for m in rows]}
+        return {"machines": [machine_dict(st, s, m, history=history, secrets=secrets) for m in rows]}
 
 
 @router.get("/machines/{machine}")
-def machine(machine: str = Depends(machine_name), history: int = Query(200, ge=0, le=5000),
+def machine(request: Request, machine: str = Depends(machine_name), history: int = Query(200, ge=0, le=5000),
             st: ServiceState = Depends(state)) -> dict[str, Any]:
-    """One machine: status, model, open alert, score history and label counts."""
+    """One machine: status, model, open alert, score history and label counts (webhook URL masked
+    as in ``GET /machines``)."""
+    secrets = shows_secrets(request)
     with st.store.read() as s:
         m = _get_machine(s, machine)
-        out = machine_dict(st, s, m, history=history)
+        out = machine_dict(st, s, m, history=history, secrets=secrets)
         counts = s.execute(select(Snippet.label, func.count()).where(Snippet.machine_id == m.id).group_by(Snippet.label)).all()
         out["labels"] = {{1: "anomaly", 0: "normal", None: "unlabelled"}[k]: n for k, n in counts}
         out["n_training_snippets"] = count_training_snippets(s, m, include_unlabelled=True)
@@ -109,9 +127,10 @@ def configure(body: MachineIn, machine: str = Depends(machine_name), st: Service
     if "model" in given and body.model is not None and st.registry.get(body.model) is None:
         raise ApiError(422, f"model: expected one of {', '.join(st.registry.names()) or '(no models loaded)'}, got {body.model!r}")
     if "webhook_url" in given and body.webhook_url:
-        parts = urlsplit(body.webhook_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or len(body.webhook_url) > 2048:
-            raise ApiError(422, f"webhook_url: expected an http(s) URL, got {body.webhook_url[:100]!r}")
+        try:  # the destination is checked again at each delivery (the name may resolve elsewhere later)
+            WebhookPolicy(st.settings.webhook_allow).resolve(body.webhook_url)
+        except WebhookError as exc:
+            raise ApiError(422, f"webhook_url: {exc} (got {mask_url(body.webhook_url)[:100]!r})") from None
     with st.store.write() as s:
         m = st.store.lock_machine(s, machine)
         if m is None:
@@ -122,7 +141,7 @@ def configure(body: MachineIn, machine: str = Depends(machine_name), st: Service
         if "webhook_url" in given:
             m.webhook_url = body.webhook_url or None
         s.flush()
-        out = machine_dict(st, s, m, history=0)
+        out = machine_dict(st, s, m, history=0, secrets=True)
     # snippets stored while no model scored the machine are scored now, in the background
     job = st.jobs.submit_backlog(machine) if "model" in given else None
     out["backlog_job"] = {**job_dict(job), "url": f"/jobs/{job.id}"} if job is not None else None
@@ -152,7 +171,7 @@ def post_snippet(
 def snippets(
     machine: str = Depends(machine_name),
     limit: int = Query(50, ge=1, le=500),
-    before_id: Optional[int] = Query(None, description="Page cursor: snippets with a smaller id (from `next`)."),
+    before_id: Optional[int] = Query(None, ge=-(2**63), le=2**63 - 1, description="Page cursor: snippets with a smaller id (from `next`)."),
     label: Optional[str] = Query(None, description="anomaly | normal | unlabelled"),
     anomalous: Optional[bool] = Query(None, description="Only flagged (true) or unflagged (false) snippets."),
     st: ServiceState = Depends(state),
