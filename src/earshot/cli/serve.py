@@ -34,6 +34,9 @@ def register(app: typer.Typer, out, err) -> None:
         alert_close_after: Annotated[int, typer.Option(help="Consecutive normal snippets that close an alert.")] = 2,
         default_model: Annotated[Optional[str], typer.Option(
             help="Model that scores machines with no model of their own (default: the only model, if just one).")] = None,
+        webhook_allow: Annotated[Optional[list[str]], typer.Option(
+            help="A host name or IP network (CIDR) webhooks may reach although it is not public "
+                 "(loopback, private, link-local...); repeatable. Default: public addresses only.")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     ) -> None:
         """Serve the REST API (OpenAPI at /docs), the web page and the monitoring store."""
@@ -50,7 +53,7 @@ def register(app: typer.Typer, out, err) -> None:
         settings = Settings(
             host=host, port=port, models_dir=models, db_url=db, data_dir=data, api_key=api_key or None,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024), alert_open_after=alert_open_after,
-            alert_close_after=alert_close_after, default_model=default_model,
+            alert_close_after=alert_close_after, default_model=default_model, webhook_allow=tuple(webhook_allow or ()),
         )
         log = logging.getLogger("earshot")
         if host not in LOCAL_HOSTS and not settings.api_key:
