@@ -1,15 +1,22 @@
 """The mel filterbank (``librosa.filters.mel`` defaults, numpy/scipy only): :func:`mel_filterbank`,
 the sparse public form of :func:`earshot.features.melscale.mel_weights`.
+
+Nothing on the scoring path needs the sparse matrix (log-mel projects with the banded dense
+weights of :mod:`earshot.features.stft_plan`), so ``scipy.sparse`` (about 0.1 s to import) is
+imported when :func:`mel_filterbank` is first called, not with this module.
 """
 
 from __future__ import annotations
 
 import functools
-
-import scipy.sparse as sp_sparse
+from typing import TYPE_CHECKING
 
 from earshot.features.config import FeatureConfig
 from earshot.features.melscale import mel_weights
+
+if TYPE_CHECKING:
+    # the type only: scipy.sparse is imported when a filterbank is built (start-up speed)
+    import scipy.sparse as sp_sparse
 
 __all__ = ["mel_filterbank"]
 
@@ -18,6 +25,8 @@ __all__ = ["mel_filterbank"]
 def _mel_filterbank_cached(
     sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None
 ) -> sp_sparse.csr_matrix:
+    import scipy.sparse as sp_sparse  # deferred: start-up speed (scoring never builds the sparse form)
+
     fb = sp_sparse.csr_matrix(mel_weights(sr, n_fft, n_mels, fmin, fmax))
     for arr in (fb.data, fb.indices, fb.indptr):
         arr.flags.writeable = False

@@ -1,0 +1,83 @@
+"""CPU to score one file from the shell, beside the import floor, in the same run.
+
+    python bench/startup.py [--repeat 5] [--model dense-ae]
+
+Trains a small bundle on a few synthetic clips in a temporary folder, then runs, each
+``--repeat`` times as separate processes, and prints the least CPU (user + system) of each:
+
+- ``python -c pass``: the interpreter alone;
+- the import floor: ``import numpy, scipy.fft, soundfile, onnxruntime`` (what scoring cannot
+  avoid);
+- ``python -m earshot.cli score MODEL FILE``: one ten-second file, as a user would run it.
+
+and the ratio score / floor (issue 16's goal: at most 1.3). It also lists the heavy modules
+(scipy.stats, scipy.sparse, torch, matplotlib, sklearn, fastapi, sqlalchemy, uvicorn) that
+``earshot score`` loaded. No assertions: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HEAVY = ("scipy.stats", "scipy.sparse", "torch", "matplotlib", "sklearn", "fastapi", "sqlalchemy", "uvicorn")
+FLOOR = "import numpy, scipy.fft, soundfile, onnxruntime"
+# earshot's command line in this process, then the heavy modules it loaded on stderr
+_SCORE = ("import sys\nfrom earshot.cli import main\nsys.argv = ['earshot', 'score'] + sys.argv[1:]\n"
+          "try:\n    main()\nexcept SystemExit:\n    pass\n"
+          f"print('heavy:', ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n")
+
+
+def _cpu_of(cmd: list[str]) -> tuple[float, str]:
+    """User + system CPU seconds of one child process, and its stderr."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench/startup.py: {' '.join(cmd[:4])}... failed:\n{proc.stderr}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stderr
+
+
+def _best(cmd: list[str], repeat: int) -> tuple[float, str]:
+    runs = [_cpu_of(cmd) for _ in range(repeat)]
+    return min(r[0] for r in runs), runs[-1][1]
+
+
+def _bundle(tmp: Path, model: str) -> tuple[Path, Path]:
+    data, out = tmp / "data", tmp / "model"
+    run = [sys.executable, "-m", "earshot.cli"]
+    subprocess.run(run + ["synth", str(data), "--machines", "fan", "--ids", "1", "--normal", "12", "--abnormal", "2"],
+                   check=True, capture_output=True)
+    extra = ["--epochs", "2"] if model.endswith("-ae") or model == "cnn" else []
+    subprocess.run(run + ["train", str(data), "--out", str(out), "--model", model] + extra,
+                   check=True, capture_output=True)
+    return out, next(iter(sorted(data.rglob("*.wav"))))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each command (the least CPU is printed)")
+    parser.add_argument("--model", default="dense-ae", help="model kind of the bundle")
+    args = parser.parse_args()
+    env_note = f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
+    with tempfile.TemporaryDirectory() as tmp:
+        model, wav = _bundle(Path(tmp), args.model)
+        bare, _ = _best([sys.executable, "-c", "pass"], args.repeat)
+        floor, _ = _best([sys.executable, "-c", FLOOR], args.repeat)
+        score, stderr = _best([sys.executable, "-c", _SCORE, str(model), str(wav), "--format", "csv"], args.repeat)
+    heavy = next((line.split(":", 1)[1].strip() for line in stderr.splitlines() if line.startswith("heavy:")), "?")
+    print(f"one-file `earshot score` CPU ({args.model} bundle, least of {args.repeat}; {env_note})")
+    rows = [("python -c pass", bare, ""), (f"import floor ({FLOOR[7:]})", floor, ""),
+            ("earshot score MODEL FILE", score, f"   = {score / floor:.2f}x the floor (goal <= 1.3x)")]
+    for label, seconds, note in rows:
+        print(f"  {label:<58} {seconds:6.3f} s{note}")
+    print(f"  heavy modules loaded by earshot score: {heavy or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

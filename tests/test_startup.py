@@ -1,0 +1,71 @@
+"""Start-up: `earshot score` (and the packages on its path) load no heavy module.
+
+Each check runs in a fresh interpreter and lists, at exit, which of the heavy modules are in
+``sys.modules``: scipy.stats and scipy.sparse (about 0.6 s and 0.1 s of CPU to import), torch,
+matplotlib, sklearn and the service stack. Scoring needs numpy, scipy.fft, soundfile and
+onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from earshot.cli.app import main
+
+from helpers.datasets import write_hum_dataset
+
+HEAVY = ("scipy.stats", "scipy.sparse", "torch", "matplotlib", "sklearn", "fastapi", "sqlalchemy", "uvicorn",
+         "starlette")
+
+# Run the command line in this interpreter, then print the heavy modules it loaded as JSON.
+_WRAPPER = f"""
+import json, sys
+from earshot.cli.app import main
+code = main(sys.argv[1:])
+print(json.dumps({{"code": code, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}), file=sys.stderr)
+"""
+
+
+def _heavy_after(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *args], capture_output=True, text=True, timeout=300)
+    last = proc.stderr.strip().splitlines()[-1]
+    return json.loads(last)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_hum_dataset(tmp_path_factory.mktemp("data"), np.random.default_rng(0), ids=("id_00",),
+                             n_normal=10, n_abnormal=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["dense-ae", "gauss"])
+def test_score_loads_no_heavy_module(kind, data, tmp_path):
+    out = tmp_path / "model"
+    extra = ["--epochs", "2"] if kind == "dense-ae" else []
+    assert main(["train", str(data), "--out", str(out), "--model", kind, "--n-mels", "32", *extra]) == 0
+    wav = sorted(data.rglob("*.wav"))[0]
+    result = _heavy_after("score", str(out), str(wav), "--format", "csv")
+    assert result == {"code": 0, "heavy": []}
+
+
+def test_importing_the_packages_on_the_scoring_path_loads_no_heavy_module():
+    code = ("import sys, earshot, earshot.features, earshot.features.filterbank, earshot.io, earshot.bundle, "
+            "earshot.detection, earshot.pipeline.batch, earshot.cli\n"
+            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_sparse_filterbank_still_builds_when_asked():
+    from earshot.features import mel_filterbank
+    from earshot.features.melscale import mel_weights
+
+    fb = mel_filterbank(sr=16000, n_fft=1024, n_mels=64)
+    assert type(fb).__module__.startswith("scipy.sparse")
+    np.testing.assert_array_equal(fb.toarray(), mel_weights(16000, 1024, 64, 0.0, None))
