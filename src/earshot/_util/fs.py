@@ -1,15 +1,22 @@
-"""Atomic output: write to a temporary name beside the target, rename when complete."""
+"""Atomic output: write to a temporary name beside the target, rename when complete.
+
+A directory being written is also locked (:func:`target_lock`): a second writer of the same
+target refuses at once instead of silently replacing the first one's result.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PendingFile", "atomic_dir", "atomic_file", "atomic_path"]
+from earshot.errors import EarshotError
+
+__all__ = ["PendingFile", "atomic_dir", "atomic_file", "atomic_path", "target_lock"]
 
 
 def _umask() -> int:
@@ -24,14 +31,58 @@ def _as_created(path: Path, mode: int) -> None:
 
 
 @contextlib.contextmanager
+def target_lock(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold an exclusive lock on ``target`` (the file ``.NAME.lock`` beside it) for the block.
+
+    The lock is an ``flock`` on that file: the system releases it when the holder dies (even
+    by SIGKILL), so a crash leaves no stale lock; the file is removed when the block ends.
+
+    Raises
+    ------
+    EarshotError
+        Another process holds the lock ("another earshot is writing TARGET").
+    """
+    target = Path(target)
+    lock = target.parent / f".{target.name}.lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise EarshotError(f"another earshot is writing {target} (lock {lock}); wait for it to finish "
+                               "or write elsewhere") from None
+        try:  # the holder before us may have removed the file after we opened it: lock the current one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(lock)
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
     """Yield a fresh temporary directory that becomes ``target`` only if the block succeeds.
 
-    On error the temporary directory is removed and ``target`` is left as it was. With
-    ``replace``, an existing ``target`` is swapped out only after the new one is complete.
+    On error (an exception, or SIGINT/SIGTERM turned into one by the command line) the
+    temporary directory is removed and ``target`` is left as it was. With ``replace``, an
+    existing ``target`` is swapped out only after the new one is complete. The target is
+    locked meanwhile (:func:`target_lock`): a second writer refuses at once.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    with target_lock(target):
+        yield from _atomic_dir(target, replace)
+
+
+def _atomic_dir(target: Path, replace: bool) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     _as_created(tmp, 0o777)
     try:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
+import threading
 import warnings
 from typing import Annotated
 
@@ -76,10 +78,53 @@ _EXTRAS = {"torch": "train", "onnx": "train", "matplotlib": "plots", "fastapi": 
            "sqlalchemy": "serve", "sounddevice": "live", "dask": "dask", "distributed": "dask", "pyarrow": "parquet"}
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception: it unwinds the stack, so context managers remove what they were
+    writing (temporary folders, locks) before the process exits 143. Not an ``Exception``, so no
+    ``except Exception`` swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+_SIGINT: list[int] = []  # set when SIGINT arrived (a command may end gracefully on Ctrl-C: still 130)
+
+
+def _on_sigint(signum, _frame) -> None:
+    _SIGINT.append(signum)
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(signum, _frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+    raise _Terminated(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (1 for earshot errors, 2 for usage)."""
+    """Run the command line; return the exit code.
+
+    0 on success, 1 for earshot errors, 2 for usage errors, 130 when interrupted by SIGINT
+    (Ctrl-C) and 143 by SIGTERM, each failure with one line on stderr.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+        return _run(argv)
+    _SIGINT.clear()
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGINT, _on_sigint), (signal.SIGTERM, _on_sigterm))}
     try:
-        app(args=argv, prog_name="earshot", standalone_mode=False)
+        return _run(argv)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        rv = app(args=argv, prog_name="earshot", standalone_mode=False)
+    except _Terminated as exc:
+        sys.stderr.write(f"earshot: terminated ({signal.Signals(exc.signum).name})\n")
+        return 128 + exc.signum
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:
@@ -108,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("earshot: interrupted\n")
         return 130
+    if _SIGINT or rv == 130:  # Typer turns KeyboardInterrupt into a returned 130
+        sys.stderr.write("earshot: interrupted\n")
+        return 130
+    if isinstance(rv, int) and not isinstance(rv, bool) and rv:  # typer.Exit(code) raised by a command
+        return rv
     return 0
 
 
