@@ -30,6 +30,17 @@ def register(app: typer.Typer, out, err) -> None:
         api_key: Annotated[Optional[str], typer.Option(
             help="Require this key (header X-API-Key) on every write endpoint.", envvar="EARSHOT_API_KEY")] = None,
         max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload (MB).")] = 20.0,
+        max_duration_s: Annotated[float, typer.Option(help="Longest accepted audio (s, from the header).")] = 600.0,
+        max_channels: Annotated[int, typer.Option(help="Most channels an upload may have.")] = 32,
+        min_rate: Annotated[int, typer.Option(help="Lowest accepted sample rate (Hz).")] = 8000,
+        max_rate: Annotated[int, typer.Option(help="Highest accepted sample rate (Hz).")] = 192000,
+        max_decoded_mb: Annotated[float, typer.Option(
+            help="Largest decoded upload: channels x samples x 4 bytes (MiB), checked before decoding.")] = 64.0,
+        timeout_header_s: Annotated[float, typer.Option(help="Seconds a client has to send a request's headers.")] = 10.0,
+        timeout_body_s: Annotated[float, typer.Option(help="Seconds a client has to send a request's body.")] = 120.0,
+        timeout_keep_alive_s: Annotated[float, typer.Option(help="Idle keep-alive connections close after (s).")] = 5.0,
+        limit_concurrency: Annotated[int, typer.Option(
+            help="Connections and tasks at once; beyond it the service answers 503.")] = 64,
         alert_open_after: Annotated[int, typer.Option(help="Consecutive anomalous snippets that open an alert.")] = 2,
         alert_close_after: Annotated[int, typer.Option(help="Consecutive normal snippets that close an alert.")] = 2,
         default_model: Annotated[Optional[str], typer.Option(
@@ -50,10 +61,15 @@ def register(app: typer.Typer, out, err) -> None:
             ) from None
         import uvicorn  # deferred: the serve extra
 
+        from earshot.service.server import server_config  # deferred: uvicorn, as above
+
         settings = Settings(
             host=host, port=port, models_dir=models, db_url=db, data_dir=data, api_key=api_key or None,
             max_upload_bytes=int(max_upload_mb * 1024 * 1024), alert_open_after=alert_open_after,
             alert_close_after=alert_close_after, default_model=default_model, webhook_allow=tuple(webhook_allow or ()),
+            max_duration_s=max_duration_s, max_channels=max_channels, min_sr=min_rate, max_sr=max_rate, max_decoded_mb=max_decoded_mb,
+            timeout_header_s=timeout_header_s, timeout_body_s=timeout_body_s,
+            timeout_keep_alive_s=timeout_keep_alive_s, limit_concurrency=limit_concurrency,
         )
         log = logging.getLogger("earshot")
         if host not in LOCAL_HOSTS and not settings.api_key:
@@ -62,4 +78,4 @@ def register(app: typer.Typer, out, err) -> None:
         preflight(settings)
         application = create_app(settings)
         err.print(f"earshot serve: http://{host}:{port}/  (API docs at /docs; data in {settings.data_dir})")
-        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+        uvicorn.Server(server_config(application, settings, log_level=log_level)).run()

@@ -170,14 +170,14 @@ def _split_folder(folder: Path) -> tuple[str, str | None]:
 
     A ``train``/``test`` folder gives the split and the machine is the folder above it.
     """
-    match = _SPLIT_FOLDER.match(folder.name)
+    match = _SPLIT_FOLDER.fullmatch(folder.name)
     if match:
         return _name(folder.parent), match["split"]
     return _name(folder), None
 
 
 def _parse_dcase2021(path: Path) -> ParsedPath | None:
-    match = _DCASE2021.match(path.stem)
+    match = _DCASE2021.fullmatch(path.stem)
     if match is None:
         return None
     machine, folder_split = _split_folder(path.parent)
@@ -194,7 +194,7 @@ def _parse_dcase2021(path: Path) -> ParsedPath | None:
 
 
 def _parse_dcase2020(path: Path) -> ParsedPath | None:
-    match = _DCASE2020.match(path.stem)
+    match = _DCASE2020.fullmatch(path.stem)
     if match is None:
         return None
     machine, split = _split_folder(path.parent)
@@ -213,7 +213,7 @@ def _parse_label_folder(path: Path) -> ParsedPath | None:
     if label is None:
         return None
     holder = path.parent.parent
-    if _ID_FOLDER.match(holder.name):
+    if _ID_FOLDER.fullmatch(holder.name):
         return ParsedPath(layout="mimii", machine=_name(holder.parent), id=holder.name, label=label)
     machine, split = _split_folder(holder)
     return ParsedPath(layout="generic", machine=machine, split=split, label=label)

@@ -15,9 +15,15 @@ from earshot.io.audio import (
     save,
     segment,
 )
+from earshot.io.limits import DEFAULT_LIMITS, SERVICE_LIMITS, DecodeLimitError, DecodeLimits, check_header
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "SERVICE_LIMITS",
     "AudioInfo",
+    "DecodeLimitError",
+    "DecodeLimits",
+    "check_header",
     "ResampleWarning",
     "frame_signal",
     "info",

@@ -25,6 +25,7 @@ import soundfile as sf
 
 from earshot._util.fs import PendingFile
 from earshot.errors import AudioError, ParameterError, ResampleWarning
+from earshot.io.limits import DEFAULT_LIMITS, MAX_RESAMPLE_TERM, DecodeLimits, check_header, resample_terms
 
 __all__ = [
     "AudioInfo",
@@ -44,10 +45,8 @@ _INT16_SCALE = np.float32(1.0 / 32768.0)
 _SF_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSError, EOFError)
 # libsndfile's log line for a WAV whose data chunk is longer than what is left of the file.
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
-
-
-
-
+#: Frames read at once from a multichannel file: only the channel(s) kept outlive a block.
+_READ_BLOCK = 65536
 
 _warned_rates: set[tuple[int, int]] = set()
 _warned_lock = threading.Lock()
@@ -90,6 +89,8 @@ def _open(path: Path) -> sf.SoundFile:
             raise AudioError(f"{path}: no such file") from None
         if path.is_dir():
             raise AudioError(f"{path}: is a directory, not an audio file") from None
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty (0 bytes)") from None
         raise AudioError(f"{path}: not a readable audio file ({_describe(exc)})") from None
 
 
@@ -187,6 +188,12 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     Returns
     -------
     np.ndarray, shape (ceil(n_samples * target_sr / orig_sr),), float32
+
+    Raises
+    ------
+    ParameterError
+        A ratio whose reduced terms exceed :data:`~earshot.io.limits.MAX_RESAMPLE_TERM` (the
+        filter would grow with them).
     """
     from scipy.signal import resample_poly  # scipy.signal is slow to import; only when needed
 
@@ -194,8 +201,11 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     target_sr = _check_rate("target_sr", target_sr, allow_none=False)
     if orig_sr == target_sr:
         return np.asarray(y, dtype=np.float32)
-    g = math.gcd(orig_sr, target_sr)
-    out = resample_poly(np.asarray(y, dtype=np.float32), target_sr // g, orig_sr // g)
+    up, down = resample_terms(orig_sr, target_sr)
+    if max(up, down) > MAX_RESAMPLE_TERM:
+        raise ParameterError(f"cannot resample {orig_sr} Hz to {target_sr} Hz with a bounded filter "
+                             f"(ratio {up}/{down}, terms above {MAX_RESAMPLE_TERM})")
+    out = resample_poly(np.asarray(y, dtype=np.float32), up, down)
     return np.asarray(out, dtype=np.float32)
 
 
@@ -204,6 +214,7 @@ def load(
     *,
     sr: int | None = 16000,
     channel: int | None = None,
+    limits: DecodeLimits | None = DEFAULT_LIMITS,
 ) -> tuple[np.ndarray, int]:
     """Decode an audio file to a mono float32 signal.
 
@@ -216,7 +227,11 @@ def load(
         :func:`scipy.signal.resample_poly`; a :class:`ResampleWarning` is issued once per
         ``(file rate, sr)`` pair per process. ``None`` keeps the file's rate.
     channel : int or None, default None
-        ``None`` averages all channels; ``N`` picks channel ``N`` (0-based).
+        ``None`` averages all channels; ``N`` picks channel ``N`` (0-based). A multichannel
+        file is read in blocks, so only the kept signal is held in full.
+    limits : DecodeLimits or None, default DEFAULT_LIMITS
+        Checked from the header before decoding (channels, sample rate, duration, decoded
+        bytes, resampling ratio); None checks nothing.
 
     Returns
     -------
@@ -228,7 +243,8 @@ def load(
     Raises
     ------
     AudioError
-        Missing file, not a readable audio file, truncated file, or zero samples.
+        Missing file, not a readable audio file, truncated file, or zero samples;
+        :class:`~earshot.io.limits.DecodeLimitError` when the header exceeds ``limits``.
     ParameterError
         ``sr`` not a positive int, or ``channel`` out of range for the file.
     """
@@ -248,17 +264,17 @@ def load(
         _check_truncated(p, f)
         if frames == 0:
             raise AudioError(f"{p}: contains zero samples")
+        if limits is not None:
+            check_header(p, sr=file_sr, channels=n_channels, frames=frames, limits=limits, target_sr=target_sr)
         try:
-            if f.subtype == "PCM_16":
-                y = _read_pcm16(f, channel)
-            else:
-                y = _read_float(f, channel)
+            y = _read_mono(f, channel)
         except _SF_ERRORS as exc:
             raise AudioError(f"{p}: could not decode audio ({_describe(exc)})") from None
     if y.shape[0] == 0:
         raise AudioError(f"{p}: contains zero samples")
     if y.shape[0] < frames:
         raise AudioError(f"{p}: truncated audio file ({y.shape[0]} of {frames} samples read)")
+    check_finite(p, y)
     if target_sr is not None and target_sr != file_sr:
         _warn_resample(p, file_sr, target_sr)
         y = resample(y, file_sr, target_sr)
@@ -266,23 +282,33 @@ def load(
     return y, file_sr
 
 
-def _read_pcm16(f: sf.SoundFile, channel: int | None) -> np.ndarray:
-    """int16 read and one multiply (about 3x faster than libsndfile's float decoding here)."""
-    if f.channels == 1:
-        return np.multiply(f.read(dtype="int16"), _INT16_SCALE, dtype=np.float32)
-    data = f.read(dtype="int16", always_2d=True)
-    if channel is not None:
-        return np.multiply(data[:, channel], _INT16_SCALE, dtype=np.float32)
-    return _mix_down(data, 1.0 / 32768.0)
+def check_finite(path: object, y: np.ndarray) -> None:
+    """Raise AudioError naming ``path`` when decoded samples hold NaN or infinity (float files)."""
+    if y.dtype.kind == "f" and not np.isfinite(np.sum(y, dtype=np.float64)) and not np.isfinite(y).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples (a corrupt float file)")
 
 
-def _read_float(f: sf.SoundFile, channel: int | None) -> np.ndarray:
+def _read_mono(f: sf.SoundFile, channel: int | None) -> np.ndarray:
+    """One float32 signal: the file itself, one channel, or the mean, read block by block.
+
+    PCM_16 is read as int16 and scaled (about 3x faster than libsndfile's float decoding);
+    a multichannel file never exists in full: each block is reduced to the kept signal.
+    """
+    pcm16 = f.subtype == "PCM_16"
+    dtype = "int16" if pcm16 else "float32"
+    scale = 1.0 / 32768.0 if pcm16 else 1.0
     if f.channels == 1:
-        return f.read(dtype="float32")
-    data = f.read(dtype="float32", always_2d=True)
-    if channel is not None:
-        return np.ascontiguousarray(data[:, channel])
-    return _mix_down(data, 1.0)
+        data = f.read(dtype=dtype)
+        return np.multiply(data, _INT16_SCALE, dtype=np.float32) if pcm16 else data
+    parts = []
+    for block in f.blocks(blocksize=_READ_BLOCK, dtype=dtype, always_2d=True):
+        if channel is not None:
+            parts.append(np.multiply(block[:, channel], np.float32(scale), dtype=np.float32))
+        else:
+            parts.append(_mix_down(block, scale))
+    if not parts:
+        return np.zeros(0, dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 _MIX_BLOCK = 16384  # frames converted at once: keeps the float32 temporary in cache

@@ -23,7 +23,8 @@ import numpy as np
 
 from earshot.errors import AudioError, ParameterError
 from earshot.io.audio import (_INT16_SCALE, _SF_ERRORS, _check_rate, _check_truncated, _describe, _open,
-                              _warn_resample, resample)
+                              _warn_resample, check_finite, resample)
+from earshot.io.limits import DEFAULT_LIMITS, DecodeLimits, check_header
 
 __all__ = ["ALL_CHANNELS", "ChannelRule", "channel_rule", "describe_channels", "load_channels",
            "refuse_fused_stream"]
@@ -70,7 +71,8 @@ def refuse_fused_stream(rule: ChannelRule, what: str,
                              f"support; {advice}, or train with --channels mean or N")
 
 
-def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000) -> tuple[np.ndarray, int]:
+def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000,
+                  limits: DecodeLimits | None = DEFAULT_LIMITS) -> tuple[np.ndarray, int]:
     """Decode every channel of an audio file.
 
     Parameters
@@ -80,6 +82,8 @@ def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000) -> tu
     sr : int or None, default 16000
         Target sample rate (each channel resampled as :func:`earshot.io.audio.load` does);
         ``None`` keeps the file's rate.
+    limits : DecodeLimits or None, default DEFAULT_LIMITS
+        Checked from the header before decoding (see :func:`earshot.io.limits.check_header`).
 
     Returns
     -------
@@ -99,6 +103,8 @@ def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000) -> tu
         _check_truncated(p, f)
         if frames == 0:
             raise AudioError(f"{p}: contains zero samples")
+        if limits is not None:
+            check_header(p, sr=file_sr, channels=int(f.channels), frames=frames, limits=limits, target_sr=target_sr)
         try:
             if f.subtype == "PCM_16":
                 data = np.multiply(f.read(dtype="int16", always_2d=True), _INT16_SCALE, dtype=np.float32)
@@ -108,6 +114,7 @@ def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000) -> tu
             raise AudioError(f"{p}: could not decode audio ({_describe(exc)})") from None
     if data.shape[0] < frames or data.shape[0] == 0:
         raise AudioError(f"{p}: truncated audio file ({data.shape[0]} of {frames} samples read)")
+    check_finite(p, data)
     Y = np.ascontiguousarray(data.T)
     if target_sr is not None and target_sr != file_sr:
         _warn_resample(p, file_sr, target_sr)

@@ -1,8 +1,10 @@
 """Uploads: checked as audio by decoding (never by name), scored, drawn.
 
 An upload is copied to ``<data>/tmp`` and read with soundfile: a file libsndfile cannot
-decode, an empty, truncated or all-zero one, a clip longer than ``max_duration_s`` or too
-short for the model, or one sampled below the model's rate is refused with a 4xx message.
+decode, an empty, truncated or all-zero one, a clip too short for the model, one sampled
+below the model's rate, or one whose header exceeds the decode budget
+(:class:`~earshot.io.limits.DecodeLimits`: channels, sample rate, duration, decoded bytes,
+resampling ratio; checked before any sample is decoded) is refused with a 4xx message.
 Audio sampled *above* the model's rate is resampled (downsampling loses nothing the model
 uses); below it, the bands the model learned are missing, so it is refused rather than
 scored wrongly.
@@ -26,6 +28,7 @@ from earshot.features.config import FeatureConfig
 from earshot.features.extract import fused_log_mel
 from earshot.io.audio import info, load, resample
 from earshot.io.channels import ALL_CHANNELS, load_channels
+from earshot.io.limits import MAX_RESAMPLE_TERM, SERVICE_LIMITS, DecodeLimitError, DecodeLimits, check_header, resample_terms
 from earshot.service.alerts import events
 
 __all__ = ["ApiError", "AudioFacts", "check_audio", "score_audio", "spectrogram_png", "png_bytes", "data_url"]
@@ -34,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: soundfile container formats accepted, and the extension a stored file gets.
 FORMATS = {"WAV": "wav", "WAVEX": "wav", "RF64": "wav", "FLAC": "flac", "OGG": "ogg", "AIFF": "aiff", "MP3": "mp3"}
+#: The accepted formats as a client names them (for messages).
+FORMAT_NAMES = "wav, flac, mp3, ogg (Vorbis/Opus) or aiff"
 #: Sample rate of spectrogram pictures and of checks on machines that have no model yet.
 DISPLAY_SR = 16000
 
@@ -66,44 +71,65 @@ def _clean(message: str, tmp: Path, label: str) -> str:
     return message.replace(str(tmp), label)
 
 
-def check_audio(tmp: Path, *, label: str, min_sr: int, max_duration_s: float) -> AudioFacts:
+def _limit_error(exc: DecodeLimitError, tmp: Path, label: str) -> ApiError:
+    return ApiError(413 if exc.too_large else 422, _clean(str(exc), tmp, label))
+
+
+def check_audio(tmp: Path, *, label: str, min_sr: int, limits: DecodeLimits = SERVICE_LIMITS) -> AudioFacts:
     """Read an upload's header and refuse what cannot be scored (see the module docstring).
+
+    ``min_sr`` is the model's rate: lower rates are refused, higher ones must resample to it
+    with a bounded filter.
 
     Raises
     ------
     ApiError
-        422 (not audio, empty, truncated, sample rate too low) or 413 (too long).
+        422 (not audio, empty, truncated, sample rate too low or outside the accepted range,
+        too many channels) or 413 (too long, too many decoded bytes).
     """
     if tmp.stat().st_size == 0:
-        raise ApiError(422, f"{label}: the upload is empty (0 bytes)")
+        raise ApiError(422, f"{label}: empty (0 bytes)")
     try:
         meta = info(tmp)
     except AudioError as exc:
         raise ApiError(422, _clean(str(exc), tmp, label)) from None
     ext = FORMATS.get(meta.format)
     if ext is None:
-        raise ApiError(422, f"{label}: {meta.format} audio is not accepted (send wav or flac)")
+        raise ApiError(422, f"{label}: {meta.format} audio is not accepted (send {FORMAT_NAMES})")
     if meta.frames == 0:
         raise ApiError(422, f"{label}: contains zero samples")
-    if meta.duration_s > max_duration_s:
-        raise ApiError(413, f"{label}: {meta.duration_s:.1f} s of audio; at most {max_duration_s:g} s is accepted")
+    try:
+        check_header(label, sr=meta.sr, channels=meta.channels, frames=meta.frames, limits=limits)
+    except DecodeLimitError as exc:
+        raise _limit_error(exc, tmp, label) from None
     if meta.sr < min_sr:
         raise ApiError(422, f"{label}: sampled at {meta.sr} Hz, below the model's {min_sr} Hz (the bands above "
                             f"{meta.sr // 2} Hz it listens to are missing); record at {min_sr} Hz or more")
+    up, down = resample_terms(meta.sr, min_sr)
+    if max(up, down) > MAX_RESAMPLE_TERM:
+        raise ApiError(422, f"{label}: cannot resample {meta.sr} Hz to the model's {min_sr} Hz with a bounded filter "
+                            f"(ratio {up}/{down}); record at a usual rate (e.g. 16, 44.1 or 48 kHz)")
     return AudioFacts(format=meta.format, ext=ext, sr=meta.sr, channels=meta.channels, frames=meta.frames)
 
 
-def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int | str] = None) -> np.ndarray:
-    """Decode the whole upload at ``sr``; refuse undecodable or silent audio.
+def decode(tmp: Path, *, label: str, sr: int, channel: Optional[int | str] = None,
+           limits: Optional[DecodeLimits] = SERVICE_LIMITS) -> np.ndarray:
+    """Decode the upload at ``sr``; refuse undecodable or silent audio, or a header beyond ``limits``.
 
+    Only the channel(s) the model reads are kept (a multichannel file is read block by block).
     Mono float32 ``(n_samples,)``, or ``(n_channels, n_samples)`` for the channel rule ``"all"``.
     """
     try:
-        y, file_sr = load_channels(tmp, sr=None) if channel == ALL_CHANNELS else load(tmp, sr=None, channel=channel)
+        if channel == ALL_CHANNELS:
+            y, file_sr = load_channels(tmp, sr=None, limits=limits)
+        else:
+            y, file_sr = load(tmp, sr=None, channel=channel, limits=limits)
+        if file_sr != sr:  # documented behaviour here: no warning per upload
+            y = np.stack([resample(c, file_sr, sr) for c in y]) if y.ndim == 2 else resample(y, file_sr, sr)
+    except DecodeLimitError as exc:
+        raise _limit_error(exc, tmp, label) from None
     except (AudioError, ParameterError) as exc:
         raise ApiError(422, _clean(str(exc), tmp, label)) from None
-    if file_sr != sr:  # documented behaviour here: no warning per upload
-        y = np.stack([resample(c, file_sr, sr) for c in y]) if y.ndim == 2 else resample(y, file_sr, sr)
     if not np.any(y):
         raise ApiError(422, f"{label}: every sample is zero (digital silence: a dead or unplugged microphone?)")
     return y
@@ -173,8 +199,8 @@ def png_bytes(rgb: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
-def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: int = 256, top_db: float = 80.0,
-                    max_width: int = 1200) -> bytes:
+def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: Optional[int] = None,
+                    top_db: float = 80.0, max_width: int = 1200) -> bytes:
     """A log-mel spectrogram picture (low frequencies at the bottom, magma colours) as PNG.
 
     Parameters
@@ -182,11 +208,16 @@ def spectrogram_png(y: np.ndarray, sr: int, *, n_mels: int = 64, hop_length: int
     y : np.ndarray, shape (n_samples,) or (n_channels, n_samples)
         Several channels are drawn fused (:func:`~earshot.features.extract.fused_log_mel`).
     sr : int
+    hop_length : int or None
+        None: 256, or longer for a clip of more than ``2 * max_width`` such frames, so that the
+        STFT of any clip has at most ``2 * max_width`` frames (bounded memory and time).
     top_db : float
         Dynamic range shown below the loudest bin.
     max_width : int
         Longer clips are averaged down to this many columns.
     """
+    if hop_length is None:
+        hop_length = max(256, int(np.ceil(y.shape[-1] / (2 * max_width))))
     S = fused_log_mel(y, FeatureConfig(sr=sr, n_fft=1024, hop_length=hop_length, n_mels=n_mels))
     if S.shape[1] > max_width:
         step = int(np.ceil(S.shape[1] / max_width))

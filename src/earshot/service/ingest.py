@@ -30,7 +30,7 @@ __all__ = ["ingest_snippet", "snippet_dict", "parse_time", "check_client_id"]
 
 log = logging.getLogger(__name__)
 
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 LABELS = {"anomaly": 1, "normal": 0}
 LABEL_NAMES = {1: "anomaly", 0: "normal", None: None}
 
@@ -49,7 +49,7 @@ def snippet_dict(sn: Snippet, machine: str) -> dict[str, Any]:
 
 
 def check_client_id(value: str) -> str:
-    if not CLIENT_ID_RE.match(value):
+    if not isinstance(value, str) or not CLIENT_ID_RE.fullmatch(value):
         raise ApiError(422, f"snippet_id: expected 1-128 letters, digits, '.', '_', ':' or '-', got {value[:140]!r}")
     return value
 
@@ -99,8 +99,9 @@ def ingest_snippet(st: ServiceState, machine: str, file: UploadFile, *, client_i
             explicit = row.model if row is not None else None
         entry = st.registry.for_machine(machine, explicit)
         sr = entry.bundle.features.sr if entry is not None else DISPLAY_SR
-        facts = check_audio(tmp, label=label, min_sr=sr, max_duration_s=st.settings.max_duration_s)
-        y = decode(tmp, label=label, sr=sr, channel=entry.bundle.channel if entry is not None else None)
+        facts = check_audio(tmp, label=label, min_sr=sr, limits=st.settings.limits)
+        y = decode(tmp, label=label, sr=sr, channel=entry.bundle.channel if entry is not None else None,
+                   limits=st.settings.limits)
         verdict = score_audio(y, entry, label=label) if entry is not None else None
         rel = st.store.keep_audio(tmp, sha, facts.ext)
         tmp = None

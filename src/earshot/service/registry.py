@@ -28,12 +28,12 @@ __all__ = ["ModelEntry", "ModelRegistry", "NAME_RE", "check_name"]
 log = logging.getLogger(__name__)
 
 #: Machine and model names: letters, digits, ``.``, ``_``, ``-``; at most 64, starting alphanumeric.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # always fullmatch: "$" accepts a trailing newline
 
 
 def check_name(value: str, what: str) -> str:
     """``value`` if it is a valid machine/model name, else a ParameterError naming ``what``."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ParameterError(
             f"{what}: expected 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit, got {value!r}"
         )
@@ -96,7 +96,7 @@ class ModelRegistry:
                 entries[name] = ModelEntry(name, bundle, "models-dir", group)
         self.trained_dir.mkdir(parents=True, exist_ok=True)
         for sub in sorted(self.trained_dir.iterdir()):
-            if not sub.is_dir() or sub.name.startswith(".") or not NAME_RE.match(sub.name):
+            if not sub.is_dir() or sub.name.startswith(".") or not NAME_RE.fullmatch(sub.name):
                 continue
             try:
                 entries[sub.name] = ModelEntry(sub.name, Bundle(sub), "trained", None)

@@ -202,7 +202,7 @@ def _clear_previous(out: Path) -> None:
         if folder.name not in ("normal", "abnormal") or not folder.is_dir():
             continue
         for f in folder.iterdir():
-            if _CLIP_NAME.match(f.name) or _TMP_NAME.match(f.name):
+            if _CLIP_NAME.fullmatch(f.name) or _TMP_NAME.match(f.name):
                 f.unlink()
                 removed += 1
         for d in (folder, folder.parent, folder.parent.parent):

@@ -14,7 +14,7 @@ router = APIRouter(tags=["scoring"])
 
 @router.post("/score", dependencies=[Depends(require_key)])
 def score(
-    file: UploadFile = File(..., description="A wav or flac file (checked by decoding, not by name)."),
+    file: UploadFile = File(..., description="A wav, flac, mp3, ogg or aiff file (checked by decoding, not by name)."),
     model: Optional[str] = Form(None, description="Model name (GET /models); default: the service's default model."),
     timeline: bool = Query(False, description="Add per-window scores binned in timeline_window_s and their events."),
     spectrogram: bool = Query(False, description="Add a log-mel spectrogram PNG as a data URL."),
@@ -34,8 +34,8 @@ def score(
     tmp, _sha, _size = receive_upload(st, file)
     try:
         sr = entry.bundle.features.sr
-        facts = check_audio(tmp, label=label, min_sr=sr, max_duration_s=st.settings.max_duration_s)
-        y = decode(tmp, label=label, sr=sr, channel=entry.bundle.channel)
+        facts = check_audio(tmp, label=label, min_sr=sr, limits=st.settings.limits)
+        y = decode(tmp, label=label, sr=sr, channel=entry.bundle.channel, limits=st.settings.limits)
     finally:
         tmp.unlink(missing_ok=True)
     out = score_audio(y, entry, label=label, timeline_window_s=st.settings.timeline_window_s if timeline else None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+import threading
+from collections import OrderedDict
+from typing import Annotated, Any, Literal, Optional
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -15,6 +17,13 @@ from earshot.service.ingest import LABELS, snippet_dict
 from earshot.service.store import Alert, Machine, Snippet, utcnow
 
 router = APIRouter(tags=["snippets"])
+
+#: A snippet id as SQLite stores it (signed 64 bits): larger is a 422, not a database error.
+SnippetId = Annotated[int, Path(ge=-(2**63), le=2**63 - 1, description="The snippet's id.")]
+#: Rendered pictures kept in memory (by the audio's sha256; a PNG is about 100 KB at most).
+_PNG_CACHE: "OrderedDict[str, bytes]" = OrderedDict()
+_PNG_CACHE_SIZE = 64
+_png_lock = threading.Lock()
 
 MEDIA = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff", "mp3": "audio/mpeg"}
 
@@ -37,14 +46,14 @@ def _load(st: ServiceState, snippet_id: int) -> tuple[Snippet, str]:
 
 
 @router.get("/snippets/{snippet_id}")
-def snippet(snippet_id: int, st: ServiceState = Depends(state)) -> dict[str, Any]:
+def snippet(snippet_id: SnippetId, st: ServiceState = Depends(state)) -> dict[str, Any]:
     """One snippet: times, audio facts, model, score, verdict, alert, label."""
     sn, machine = _load(st, snippet_id)
     return snippet_dict(sn, machine)
 
 
 @router.post("/snippets/{snippet_id}/label", dependencies=[Depends(require_key)])
-def label(snippet_id: int, body: LabelIn, st: ServiceState = Depends(state)) -> dict[str, Any]:
+def label(snippet_id: SnippetId, body: LabelIn, st: ServiceState = Depends(state)) -> dict[str, Any]:
     """Confirm (anomaly) or reject (normal) a snippet; its alert takes the label too.
 
     Labels are kept for training: ``POST /machines/{machine}/train`` uses normal-labelled
@@ -66,7 +75,7 @@ def label(snippet_id: int, body: LabelIn, st: ServiceState = Depends(state)) -> 
 
 
 @router.get("/snippets/{snippet_id}/audio")
-def audio(snippet_id: int, st: ServiceState = Depends(state)) -> FileResponse:
+def audio(snippet_id: SnippetId, st: ServiceState = Depends(state)) -> FileResponse:
     """The snippet's audio, as it was uploaded."""
     sn, _ = _load(st, snippet_id)
     return FileResponse(st.store.audio_file(sn.audio_path), media_type=MEDIA.get(sn.audio_format, "application/octet-stream"),
@@ -75,9 +84,26 @@ def audio(snippet_id: int, st: ServiceState = Depends(state)) -> FileResponse:
 
 @router.get("/snippets/{snippet_id}/spectrogram.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}}})
-def spectrogram(snippet_id: int, st: ServiceState = Depends(state)) -> Response:
-    """Log-mel spectrogram of the snippet (64 mel bands at 16 kHz, 80 dB range) as PNG."""
+def spectrogram(snippet_id: SnippetId, st: ServiceState = Depends(state)) -> Response:
+    """Log-mel spectrogram of the snippet (64 mel bands at 16 kHz, 80 dB range) as PNG.
+
+    Bounded like an upload: the stored file is checked against the decode budget before
+    decoding, its channels are mixed block by block, the picture has at most 1200 columns
+    from at most 2400 STFT frames, and it is rendered once per audio file (kept in memory).
+    """
     sn, _ = _load(st, snippet_id)
-    y = decode(st.store.audio_file(sn.audio_path), label=f"snippet {sn.id}", sr=DISPLAY_SR)
-    return Response(spectrogram_png(y, DISPLAY_SR), media_type="image/png",
+    with _png_lock:
+        png = _PNG_CACHE.get(sn.sha256)
+        if png is not None:
+            _PNG_CACHE.move_to_end(sn.sha256)
+    if png is None:
+        y = decode(st.store.audio_file(sn.audio_path), label=f"snippet {sn.id}", sr=DISPLAY_SR,
+                   limits=st.settings.limits)
+        png = spectrogram_png(y, DISPLAY_SR)
+        del y
+        with _png_lock:
+            _PNG_CACHE[sn.sha256] = png
+            while len(_PNG_CACHE) > _PNG_CACHE_SIZE:
+                _PNG_CACHE.popitem(last=False)
+    return Response(png, media_type="image/png",
                     headers={"Cache-Control": "public, max-age=86400, immutable"})
