@@ -66,21 +66,43 @@ class ModelSet:
     def groups(self) -> list[str]:
         return sorted(self.bundles)
 
-    def group_of(self, path: str | os.PathLike) -> str | None:
-        """The group a file belongs to by the layout parsing used in training, or None."""
-        if len(self.bundles) == 1:
-            return next(iter(self.bundles))
+    def parsed_group(self, path: str | os.PathLike, *, with_id: bool = False) -> str | None:
+        """The group the layout parsing of training gives ``path`` (None when it cannot tell).
+
+        With ``with_id``, only files whose path names a machine id (DCASE, MIMII layouts) are
+        parsed: for a model of one group, other folder names say nothing reliable.
+        """
+        if self.group_by == "none":
+            return None
         parsed = parse_path(Path(path))
-        if parsed is None:
+        if parsed is None or (with_id and parsed.id is None):
             return None
         try:
-            name = group_name(parsed, self.group_by)
+            return group_name(parsed, self.group_by)
         except Exception:  # an unparseable path cannot be told apart from a bad one here
             return None
+
+    def group_of(self, path: str | os.PathLike) -> str | None:
+        """The group a file belongs to by the layout parsing used in training, or None.
+
+        A model of one group takes every file except one whose parsed group is another.
+        """
+        if len(self.bundles) == 1:
+            only = next(iter(self.bundles))
+            name = self.parsed_group(path, with_id=True)
+            return only if name is None or name == only or only == "all" else None
+        name = self.parsed_group(path)
         return name if name in self.bundles else None
 
     def bundle_for(self, path: str | os.PathLike, group: str | None = None) -> tuple[str, Bundle]:
-        """The (group, bundle) that scores ``path``; ``group`` overrides the layout parsing."""
+        """The (group, bundle) that scores ``path``; ``group`` overrides the layout parsing.
+
+        Raises
+        ------
+        ParameterError
+            The file's group cannot be told, or its parsed group (e.g. ``fan/id_00``) is not
+            one of the model's (the same for a model of one group and a model set).
+        """
         if not Path(path).exists():
             raise AudioError(f"{path}: no such file")
         if group is not None:
@@ -89,10 +111,11 @@ class ModelSet:
             return group, self.bundles[group]
         name = self.group_of(path)
         if name is None:
-            raise ParameterError(
-                f"{path}: cannot tell which group this file belongs to (the model has groups "
-                f"{', '.join(self.groups)}); pass --group NAME"
-            )
+            parsed = self.parsed_group(path, with_id=len(self.bundles) == 1)
+            what = (f"is a {parsed!r} clip by its path, and the model has no such group" if parsed is not None
+                    else "cannot tell which group this file belongs to")
+            raise ParameterError(f"{path}: {what} (the model has groups {', '.join(self.groups)}); "
+                                 "pass --group NAME to score it with one of them")
         return name, self.bundles[name]
 
     def score_files(self, paths: Sequence[str | os.PathLike], *, group: str | None = None,
@@ -142,6 +165,11 @@ def load_model(path: str | os.PathLike) -> ModelSet:
         raise BundleError(f"{path}: expected a model directory, got a file")
     if (path / INDEX).exists():
         index = read_json(path / INDEX)
+        kind = index.get("kind", "model-set")
+        if kind != "model-set":
+            how = "; give the model folder it came from, or run it with onnxruntime" if "export" in str(kind) else ""
+            raise BundleError(f"{path} is an export folder (kind {kind}){how}" if how else
+                              f"{path / INDEX}: not an earshot model set (kind {kind!r})")
         check_format(index, path / INDEX)
         groups = index.get("groups")
         if not isinstance(groups, dict) or not groups:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,24 @@ log = logging.getLogger(__name__)
 _CHUNK_WINDOWS = 8192
 #: Files one lane of :meth:`Bundle.score_files` decodes and scores at a time.
 _LANE_FILES = 8
+
+
+def _threshold(entry: Any, manifest_path: Path) -> float:
+    """The manifest's ``threshold.value``: a finite number with a ``method`` beside it, else BundleError.
+
+    A NaN threshold would flag nothing (every comparison is false), an infinite one nothing or
+    everything: detection would be silently off, so such a model is refused on load.
+    """
+    if not isinstance(entry, dict):
+        raise BundleError(f"{manifest_path}: threshold: expected an object with value and method, got {entry!r}")
+    value = entry.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BundleError(f"{manifest_path}: threshold.value: expected a finite number, got {value!r} "
+                          "(the model would flag nothing; retrain it or calibrate a new threshold)")
+    if not isinstance(entry.get("method"), str) or not entry["method"]:
+        raise BundleError(f"{manifest_path}: threshold.method: expected how the threshold was set "
+                          f"(e.g. \"gamma:0.9\"), got {entry.get('method')!r}")
+    return float(value)
 
 
 class Bundle(Detector):
@@ -64,7 +83,7 @@ class Bundle(Detector):
             feats = dict(self.manifest["features"])
             self.channel = channel_rule(feats.pop("channel", None), name="features.channel")
             self.features = FeatureConfig.from_dict(feats)
-            self.threshold_ = float(self.manifest["threshold"]["value"])
+            self.threshold_ = _threshold(self.manifest["threshold"], manifest_path)
             self.aggregate = str(self.manifest.get("aggregate", "mean"))
             self.min_frames = int(self.manifest["scoring"]["min_frames"])
             self.kind = str(self.manifest["model"]["kind"])
@@ -75,6 +94,7 @@ class Bundle(Detector):
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
         self._session = self.new_session()
         self._lane_session = None  # one-thread session of score_files' lanes, made when first needed
+        self._streams: bool | None = None  # see `streams`, probed when first asked
 
     def new_session(self, threads: int = 0):
         """A new onnxruntime session on this bundle's model (``threads`` intra-op threads; 0: its default)."""
@@ -100,6 +120,28 @@ class Bundle(Detector):
     def group(self) -> str | None:
         """The data group this bundle was trained on (e.g. ``fan/id_00``)."""
         return self.manifest.get("training", {}).get("group")
+
+    @property
+    def streams(self) -> bool:
+        """Whether the scoring graph gives a score per model window (dense-ae, lstm-ae, cnn...)
+        rather than one per clip (gauss, knn, embed: statistics of the whole clip).
+
+        Told by the graph itself: a log-mel twice the model's window long gives one score
+        from a clip-level model, several from a windowed one (one ONNX call, remembered).
+        """
+        if self._streams is None:
+            x = np.zeros((1, 2 * self.min_frames, self.features.n_mels), dtype=np.float32)
+            (scores,) = self._session.run(None, {"logmel": x})
+            self._streams = bool(np.asarray(scores).shape[-1] > 1)
+        return self._streams
+
+    def check_streams(self, what: str, name: str | None = None) -> None:
+        """Refuse, in one line, to give ``what`` (a timeline) with a model that scores whole clips."""
+        if not self.streams:
+            raise ParameterError(
+                f"{name or self.path}: {what} needs a model that scores windows of a recording (dense-ae, lstm-ae, "
+                f"cnn); this {self.kind} model scores whole clips only (train one with --model dense-ae, or score "
+                "clips with earshot score / POST /score)")
 
     def fit(self, X: Any, y: Any = None) -> "Bundle":
         raise ParameterError("a loaded bundle cannot be refitted: train a new model with `earshot train`")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -51,7 +52,9 @@ def register(app: typer.Typer, out, err) -> None:
                 model_dir, files, group=group, executor=executor, workers=workers, batch_size=batch_size,
                 cache=cache, progress=progress) for r in batch]
         if fmt == "json":
-            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            # strict JSON: a non-finite score (never a threshold: refused on load) is written as null
+            safe = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows]
+            sys.stdout.write(json.dumps(safe, indent=2, allow_nan=False) + "\n")
         else:
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=["path", "group", "score", "threshold", "is_anomalous"], lineterminator="\n")

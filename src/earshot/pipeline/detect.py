@@ -120,6 +120,7 @@ def detect_file(model, path: str | os.PathLike, *, group: str | None = None, win
     else:
         bundle = model
     refuse_fused_stream(bundle.channel, "detect")
+    bundle.check_streams("detect")
     geometry = WindowGeometry.for_bundle(bundle, window_s=window_s, hop_s=hop_s)
     tracker, settings = (events or EventSettings()).tracker(bundle, geometry)
     meta = info(path)  # an unreadable file is one error line, before any advice about it

@@ -167,6 +167,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         registry = ModelRegistry(models_dir=settings.models_dir, trained_dir=data / "models",
                                  default_model=settings.default_model)
         try:
+            store.collect_orphans()  # audio a crash left between its rename and its commit
             registry.load()
         except BaseException:
             store.close()

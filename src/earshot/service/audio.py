@@ -146,6 +146,8 @@ def score_audio(y: np.ndarray, entry, *, label: str, timeline_window_s: Optional
         its ``events`` (hysteresis: open on one anomalous bin, close after one normal bin).
     """
     bundle = entry.bundle
+    if timeline_window_s:  # a clip-level model (gauss, knn, embed) has one score per clip: no timeline
+        bundle.check_streams("timeline=true", f"model {entry.name}")
     logmel = fused_log_mel(y, bundle.features)  # the plain log-mel of a mono clip
     if logmel.shape[1] < bundle.min_frames:
         raise ApiError(422, f"{label}: too short ({y.shape[-1] / bundle.features.sr:.3f} s gives {logmel.shape[1]} frames; "

@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
@@ -29,6 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from earshot.service import migrations
 from earshot.service.engines import sqlite_pragmas, transactional_sqlite_engine
 from earshot.service.tables import Alert, Base, Job, Machine, Meta, Notification, Snippet  # noqa: F401 (re-exported)
+
+log = logging.getLogger(__name__)
+
+#: Stored audio no snippet names is removed at start-up once this old (s): see :meth:`Store.collect_orphans`.
+ORPHAN_GRACE_S = 3600.0
 
 #: Names of :mod:`earshot.service.migrations` that were defined here before it existed.
 _MIGRATION_NAMES = (
@@ -219,6 +226,30 @@ class Store:
         _fsync_dir(final.parent)
         _fsync_dir(final.parent.parent)
         return rel.as_posix()
+
+    def collect_orphans(self, grace_s: float = ORPHAN_GRACE_S) -> int:
+        """Remove stored audio that no snippet names (left by a crash between the rename and the
+        commit), once older than ``grace_s`` (an upload of another server sharing the folder may
+        be between its rename and its commit). Run at start-up; returns how many were removed.
+        """
+        cutoff = time.time() - grace_s
+        removed = 0
+        for folder in sorted(p for p in self.audio_dir.iterdir() if p.is_dir()):
+            old = [f for f in folder.iterdir() if f.is_file() and f.stat().st_mtime < cutoff]
+            if not old:
+                continue
+            prefix = f"audio/{folder.name}/"
+            with self.read() as s:
+                named = set(s.scalars(select(Snippet.audio_path).where(Snippet.audio_path.startswith(prefix, autoescape=True))))
+            for f in old:
+                if prefix + f.name not in named:
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
+                        removed += 1
+                        log.info("removed orphan audio %s (no snippet names it)", f)
+        if removed:
+            log.warning("removed %d orphan audio file(s) left by an interrupted upload", removed)
+        return removed
 
     def audio_file(self, rel: str) -> Path:
         """The absolute path of a stored audio file (``rel`` comes from the database only)."""
