@@ -111,7 +111,7 @@ class ModelSet:
             return group, self.bundles[group]
         name = self.group_of(path)
         if name is None:
-            parsed = self.parsed_group(path, with_id=len(self.bundles) == 1)
+            parsed = self.parsed_group(path, with_id=True)  # a folder name alone says too little
             what = (f"is a {parsed!r} clip by its path, and the model has no such group" if parsed is not None
                     else "cannot tell which group this file belongs to")
             raise ParameterError(f"{path}: {what} (the model has groups {', '.join(self.groups)}); "
