@@ -183,7 +183,7 @@ def test_spectrogram_is_rendered_once(client, monkeypatch):
 def server():
     import uvicorn
 
-    from earshot.service.server import server_config
+    from earshot.service.server import server_options
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -196,7 +196,7 @@ def server():
         await send({"type": "http.response.body", "body": b"ok"})
 
     settings = Settings(port=free_port(), timeout_header_s=0.5, timeout_body_s=0.5)
-    srv = uvicorn.Server(server_config(app, settings, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(app, **server_options(settings, log_level="warning")))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(200):

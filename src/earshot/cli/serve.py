@@ -61,7 +61,7 @@ def register(app: typer.Typer, out, err) -> None:
             ) from None
         import uvicorn  # deferred: the serve extra
 
-        from earshot.service.server import server_config  # deferred: uvicorn, as above
+        from earshot.service.server import server_options  # deferred: uvicorn, as above
 
         settings = Settings(
             host=host, port=port, models_dir=models, db_url=db, data_dir=data, api_key=api_key or None,
@@ -78,4 +78,4 @@ def register(app: typer.Typer, out, err) -> None:
         preflight(settings)
         application = create_app(settings)
         err.print(f"earshot serve: http://{host}:{port}/  (API docs at /docs; data in {settings.data_dir})")
-        uvicorn.Server(server_config(application, settings, log_level=log_level)).run()
+        uvicorn.run(application, **server_options(settings, log_level=log_level))

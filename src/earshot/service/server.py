@@ -22,12 +22,11 @@ import logging
 from typing import Any, Optional
 
 import h11
-import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from earshot.service.settings import Settings
 
-__all__ = ["TimedH11Protocol", "server_config"]
+__all__ = ["TimedH11Protocol", "server_options"]
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +88,11 @@ class TimedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
 
-def server_config(app: Any, settings: Settings, *, log_level: str = "info") -> uvicorn.Config:
-    """A uvicorn config with the timeouts and limits of ``settings``.
+def server_options(settings: Settings, *, log_level: str = "info") -> dict[str, Any]:
+    """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` with the timeouts and limits of ``settings``.
 
     Parameters
     ----------
-    app : ASGI application
     settings : Settings
         ``host``, ``port``, ``timeout_keep_alive_s``, ``timeout_header_s``, ``timeout_body_s``,
         ``limit_concurrency`` and ``max_header_bytes``.
@@ -102,8 +100,8 @@ def server_config(app: Any, settings: Settings, *, log_level: str = "info") -> u
     """
     protocol = type("EarshotH11Protocol", (TimedH11Protocol,), {
         "timeout_header_s": settings.timeout_header_s, "timeout_body_s": settings.timeout_body_s})
-    return uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=log_level, access_log=log_level == "debug",
+    return dict(
+        host=settings.host, port=settings.port, log_level=log_level, access_log=log_level == "debug",
         http=protocol, timeout_keep_alive=max(1, round(settings.timeout_keep_alive_s)),
         limit_concurrency=settings.limit_concurrency, h11_max_incomplete_event_size=settings.max_header_bytes,
     )
