@@ -6,17 +6,31 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean edge-test
+.PHONY: demo test bench clean edge-test lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# One install for both commands: torch is pinned to 2.13.0 (the CPU wheel).
-$(STAMP): pyproject.toml apt-packages.txt | $(BIN)/python
+# One install for both commands, from the lock file (exact versions and hashes of the whole
+# development environment; torch is the 2.13.0 CPU wheel), then earshot itself without deps.
+$(STAMP): pyproject.toml requirements-dev.lock apt-packages.txt | $(BIN)/python
 	scripts/install-system-packages.sh apt-packages.txt
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# Refresh requirements-dev.lock from pyproject.toml's dev extra (uv in a throw-away venv; the
+# torch CPU wheel is found through pip's find-links, /opt/wheels by default).
+LOCK_FIND_LINKS ?= /opt/wheels
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q uv
+	.venv-lock/bin/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --find-links $(LOCK_FIND_LINKS) \
+	    --custom-compile-command "make lock" -o requirements-dev.lock
+	rm -rf .venv-lock
 
 demo: $(STAMP)
 	$(BIN)/earshot demo

@@ -1,5 +1,6 @@
 """Shared pytest fixtures: the real-data folder beside the repo, a seeded rng, a wav writer,
-one torch thread, a fake sound card.
+one torch thread, a fake sound card, the service tests' databases (``service_db``: SQLite and a
+throw-away PostgreSQL started once per session, see ``helpers/postgres.py``).
 
 Plain helpers (signals, spectra, small data sets and models, the fake ``sounddevice``) live in
 the ``helpers`` package beside this file; pytest puts ``tests/`` on ``sys.path`` (no
@@ -17,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from helpers.fake_sounddevice import FakeDevice, FakeSoundDevice, install
+from helpers.postgres import postgres_url, service_db  # noqa: F401  (fixtures: a throw-away PostgreSQL)
 from helpers.torch_threads import single_torch_thread
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"

@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import http.server
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from earshot.service.app import create_app  # noqa: E402
 from earshot.service.settings import Settings  # noqa: E402
+from helpers.postgres import fresh_database  # noqa: E402
 from helpers.service import tiny_model, wav_bytes  # noqa: E402
 from helpers.signals import SR, hum  # noqa: E402
 
@@ -32,32 +32,21 @@ def model_dir(tmp_path_factory) -> Path:
     return tiny_model(tmp_path_factory)
 
 
-#: Run this file against PostgreSQL too: EARSHOT_TEST_DB_URL=postgresql+psycopg://user@host:port/db
-#: (its tables are dropped before each test). Default: SQLite in the test's folder.
-DB_URL = os.environ.get("EARSHOT_TEST_DB_URL")
-
-
-def _fresh_database() -> None:
-    from sqlalchemy import create_engine
-
-    from earshot.service.store import Base
-
-    engine = create_engine(DB_URL)
-    Base.metadata.drop_all(engine)
-    engine.dispose()
-
-
 @pytest.fixture
-def make_client(model_dir, tmp_path):
-    """``make_client(**settings)`` -> a started TestClient on a fresh data folder (and database)."""
+def make_client(model_dir, tmp_path, service_db):
+    """``make_client(**settings)`` -> a started TestClient on a fresh data folder and database.
+
+    Every test that uses it runs twice: on SQLite in the test's folder (``[sqlite]``) and on the
+    session's throw-away PostgreSQL (``[postgresql]``, tables dropped first; see helpers/postgres.py).
+    """
     stack = contextlib.ExitStack()
 
     def make(**overrides):
         # the test webhook receivers listen on 127.0.0.1, which webhooks reach only when allowed
         values = {"models_dir": model_dir, "data_dir": tmp_path / "data", "webhook_allow": ("127.0.0.1",), **overrides}
-        if DB_URL:
-            _fresh_database()
-            values["db_url"] = DB_URL
+        if service_db:
+            fresh_database(service_db)
+            values["db_url"] = service_db
         return stack.enter_context(TestClient(create_app(Settings(**values))))
 
     with stack:
@@ -82,10 +71,10 @@ def post_snippet(client, data: bytes, machine="fan_id_00", snippet_id=None, name
 
 
 # ---------------------------------------------------------------------- system and models
-def test_health_models_and_docs(client):
+def test_health_models_and_docs(client, service_db):
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["models"] == 1 and h["api_key_required"] is False
-    assert h["database"] == ("postgresql" if DB_URL else "sqlite")
+    assert h["database"] == ("postgresql" if service_db else "sqlite")
     models = client.get("/models").json()
     assert models["default"] == "fan_id_00"
     (m,) = models["models"]
@@ -495,12 +484,11 @@ def test_snippets_stored_without_a_model_are_scored_late_and_open_no_alert(make_
     assert len(client.get("/alerts").json()["alerts"]) == 1
 
 
-def test_a_model_loaded_at_start_up_scores_the_backlog(model_dir, tmp_path):
+def test_a_model_loaded_at_start_up_scores_the_backlog(model_dir, tmp_path, service_db):
     """Snippets stored by a server without models are scored when a restart brings a model."""
     values = {"data_dir": tmp_path / "data", "alert_open_after": 1}
-    if DB_URL:
-        _fresh_database()
-        values["db_url"] = DB_URL
+    if service_db:
+        values["db_url"] = service_db  # emptied by the fixture
     rng = np.random.default_rng(12)
     with TestClient(create_app(Settings(**values))) as client:
         for i in range(3):

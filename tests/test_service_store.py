@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +20,6 @@ from earshot.service.alerts import Hysteresis, events  # noqa: E402
 from earshot.service.store import Job, Notification, Store, utcnow  # noqa: E402
 from helpers.service import Server, tiny_model, wav_bytes  # noqa: E402
 from helpers.signals import hum  # noqa: E402
-
-
-DB_URL = os.environ.get("EARSHOT_TEST_DB_URL")
 
 
 @pytest.fixture(scope="session")
@@ -109,22 +105,13 @@ def test_restart_marks_cut_off_jobs_failed_and_resumes_pending_webhooks(model_di
 
 # ---------------------------------------------------------------------- kill -9
 @pytest.mark.slow
-def test_nothing_acknowledged_is_lost_when_the_server_is_killed(model_dir, tmp_path):
+def test_nothing_acknowledged_is_lost_when_the_server_is_killed(model_dir, tmp_path, service_db):
     """Post snippets from 6 threads, kill -9 the server in the middle, restart: every snippet
     that was answered 201 is there with its exact bytes, and a retry is recognised."""
     data = tmp_path / "data"
     rng = np.random.default_rng(5)
     clips = [wav_bytes(hum(rng, seconds=1.0)) for _ in range(8)]
-    db = []
-    if DB_URL:  # the same proof on PostgreSQL (see test_service_api.py)
-        from sqlalchemy import create_engine
-
-        from earshot.service.store import Base
-
-        engine = create_engine(DB_URL)
-        Base.metadata.drop_all(engine)
-        engine.dispose()
-        db = ["--db", DB_URL]
+    db = ["--db", service_db] if service_db else []  # [postgresql]: the same proof (emptied by the fixture)
     server = Server("--models", str(model_dir), "--data", str(data), "--alert-open-after", "1", *db).start()
     acked: dict[str, dict] = {}
     sent: dict[str, bytes] = {}
