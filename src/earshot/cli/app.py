@@ -19,7 +19,7 @@ from typing import Annotated
 import typer
 
 from earshot.cli.commands import register_all
-from earshot.cli.common import err, out
+from earshot.cli.common import QUIET, err, out
 from earshot.errors import EarshotError, EarshotWarning
 
 app = typer.Typer(
@@ -64,9 +64,11 @@ def _setup_logging(verbose: int) -> None:
 @app.callback()
 def _root(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log lines (-vv for debug).")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (bars on a terminal, timestamped lines otherwise).")] = False,
 ) -> None:
     """Listen to industrial machines and tell when one sounds wrong."""
     _setup_logging(verbose)
+    QUIET["on"] = quiet
 
 
 register_all(app, out, err)

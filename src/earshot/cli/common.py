@@ -1,4 +1,4 @@
-"""What every verb of the command line shares: the two consoles, progress bars on stderr, the
+"""What every verb of the command line shares: the two consoles, progress on stderr (bars or lines), the
 ``--param KEY=VALUE`` parser and the number format of the terminal tables.
 
 Standard library, typer and rich only, so ``earshot --help`` stays fast: the verbs load the
@@ -10,38 +10,107 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 
 from rich.console import Console
 
 from earshot.errors import ParameterError
 from earshot.reports.format import fmt_cell
 
-__all__ = ["err", "fmt_cell", "out", "parse_params", "progress_bars"]
+__all__ = ["QUIET", "ProgressLines", "err", "fmt_cell", "out", "parse_params", "progress_bars"]
 
 # Wide when not a terminal, so tables written to a file or a pipe keep one row per line.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
+#: Set by ``earshot --quiet``: no progress on stderr, neither bars nor lines.
+QUIET = {"on": False}
+
+#: Seconds between two plain progress lines of one step (its first and last line always show).
+LINE_EVERY_S = 5.0
+
+
+class ProgressLines:
+    """A progress callback ``(stage, done, total)`` writing plain timestamped lines on stderr.
+
+    For logs and CI, where no bar can be drawn: a step's first update, then at most one line
+    every :data:`LINE_EVERY_S` seconds, and its last one (``done == total``), each as
+    ``HH:MM:SS earshot: STAGE: DONE/TOTAL``. ``note(stage, text)`` adds a detail (an epoch's
+    loss) to the step's next line.
+    """
+
+    def __init__(self, every_s: float = LINE_EVERY_S, clock=time.monotonic, stream=None):
+        self.every_s = every_s
+        self.clock = clock
+        self.stream = stream
+        self.last: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.notes: dict[str, str] = {}
+        self.finished: set[str] = set()
+
+    def note(self, stage: str, text: str) -> None:
+        """A detail for the step's next line (e.g. ``loss 0.123``)."""
+        self.notes[stage] = text
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        now = self.clock()
+        if stage in self.finished:  # the same step again (a second model's training): start over
+            self.finished.discard(stage)
+            del self.started[stage]
+        first = stage not in self.started
+        if first:
+            self.started[stage] = now
+        complete = total is not None and done >= total
+        if not (first or complete or now - self.last.get(stage, now) >= self.every_s):
+            return
+        self.last[stage] = now
+        count = "started" if done == 0 else f"{done}/{total}" if total is not None else f"{done}"
+        extra = [self.notes.pop(stage)] if stage in self.notes else []
+        if complete:
+            self.finished.add(stage)
+            extra.append(f"done in {now - self.started[stage]:.1f} s")
+        stream = self.stream or sys.stderr
+        stream.write(f"{time.strftime('%H:%M:%S')} earshot: {stage}: {count}{''.join('; ' + e for e in extra)}\n")
+        stream.flush()
+
+
+class _Bars:
+    """Rich bars on stderr, one per stage; ``note`` shows a detail beside the stage's bar."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.tasks: dict[str, int] = {}
+
+    def _task(self, stage: str, total) -> int:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total, note="")
+        return self.tasks[stage]
+
+    def note(self, stage: str, text: str) -> None:
+        self.bar.update(self._task(stage, None), note=text)
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        self.bar.update(self._task(stage, total), completed=done, total=total)
+
+
 @contextlib.contextmanager
 def progress_bars(enabled: bool = True):
-    """A progress callback ``(stage, done, total)`` drawing rich bars on stderr (None when not a terminal)."""
-    if not enabled or not err.is_terminal:
+    """A progress callback ``(stage, done, total)`` for the library's long steps, on stderr:
+    rich bars on a terminal, plain timestamped lines otherwise (:class:`ProgressLines`), None
+    with ``earshot --quiet`` (or ``enabled=False``). It also has ``note(stage, text)``."""
+    if not enabled or QUIET["on"]:
         yield None
+        return
+    if not err.is_terminal:
+        yield ProgressLines()
         return
     # deferred: rich.progress is needed only when bars are drawn (keeps `earshot --help` fast)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
+                  TextColumn("{task.fields[note]}"), console=err, transient=True) as bar:
+        yield _Bars(bar)
 
 
 def parse_params(items: list[str]) -> dict:

@@ -31,10 +31,18 @@ from earshot.pipeline.extract import (
     long_recording_windows,
 )
 
-__all__ = ["TrainResult", "apply_labels", "record_metadata", "train"]
+__all__ = ["TrainResult", "apply_labels", "progress_note", "record_metadata", "train"]
 
 log = logging.getLogger(__name__)
 
+
+
+def progress_note(progress: Progress | None, stage: str, text: str) -> None:
+    """Give a progress callback a detail for ``stage`` (an epoch's loss) when it takes one:
+    a callback with a ``note(stage, text)`` method (the command line's); others get nothing."""
+    note = getattr(progress, "note", None)
+    if callable(note):
+        note(stage, text)
 
 
 def _file_list_hash(paths: Sequence[Path]) -> str:
@@ -162,7 +170,12 @@ def train(
     min_frames = int(n_frames) if n_frames is not None else 1
 
     data = Path(data)
+    if progress:
+        progress(f"discovering {data}", 0, 1)
     records = assign_default_split(discover(data, split_file=split_file), group_by=group_by, seed=seed)
+    if progress:
+        progress_note(progress, f"discovering {data}", f"{len(records)} clips")
+        progress(f"discovering {data}", 1, 1)
     if labels is not None:
         records = apply_labels(records, labels)
     groups, skipped = _training_groups(records, group_by, uses_labels=cls.uses_labels)
@@ -226,9 +239,17 @@ def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params:
     store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
     detector = cls(**params)
 
+    has_epochs = isinstance(getattr(detector, "epochs", None), int)  # gauss, knn...: one report, no loss
+
     def fit_progress(epoch, epochs, loss, val_loss, stage=stage):
         if progress:
+            if has_epochs:
+                progress_note(progress, f"{stage} training", f"epoch {epoch} loss {loss:.4g}"
+                              + (f" val_loss {val_loss:.4g}" if val_loss is not None else ""))
             progress(f"{stage} training", epoch, epochs)
+
+    if progress:  # the start line: the first epoch (or a model without epochs) may take a while
+        progress(f"{stage} training", 0, detector.epochs if has_epochs else 1)
 
     y = np.array([r.label for r in recs]) if cls.uses_labels else None
     detector.fit(store, y, metadata=[record_metadata(r) for r in recs], progress=fit_progress)
