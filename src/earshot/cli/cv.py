@@ -18,7 +18,7 @@ from earshot.errors import ParameterError
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def cv(
-        data: Annotated[Path, typer.Argument(help="Labelled data (any layout); its own train/test split is ignored.")],
+        data: Annotated[Path, typer.Argument(metavar="DATA", help="Labelled data (any layout); its own train/test split is ignored.")],
         by: Annotated[str, typer.Option(help="id: hold out each machine id (within its machine type); machine: each "
                                              "machine type; fold: stratified k-fold only.")] = "id",
         model: Annotated[str, typer.Option(help="Detector kind (any registered: dense-ae, cnn, ...).")] = "dense-ae",

@@ -28,7 +28,7 @@ def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def detect(
         model_dir: ModelDir,
-        recording: Annotated[Path, typer.Argument(metavar="LONG.wav", help="A long recording.")],
+        recording: Annotated[Path, typer.Argument(metavar="RECORDING", help="A long recording (wav, flac...).")],
         window_s: WindowS = None,
         hop_s: Annotated[float, typer.Option(help="Time between window starts (s).")] = 0.1,
         sensitivity: Sensitivity = None,

@@ -49,6 +49,19 @@ def metrics_table(report: dict, title: str) -> Table:
     return table
 
 
+def undefined_auc_lines(groups: dict) -> list[str]:
+    """Why a group's AUC is ``n/a``, as the HTML report says: ``"fan/id_00: AUC n/a: 0 normal test clips
+    (12 anomaly)"``; means leave such groups out."""
+    lines = []
+    for name, g in groups.items():
+        missing = [what for what, key in (("normal", "n_normal"), ("anomaly", "n_anomaly")) if not g.get(key)]
+        if missing:
+            have = [f"{g.get(k) or 0} {w}" for w, k in (("normal", "n_normal"), ("anomaly", "n_anomaly")) if g.get(k)]
+            lines.append(f"{name}: AUC n/a, pAUC n/a: 0 {' and 0 '.join(missing)} test clips"
+                         + (f" ({', '.join(have)})" if have else "") + "; the means leave this group out.")
+    return lines
+
+
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def evaluate(
@@ -88,6 +101,8 @@ def evaluate_one(model_dir: Path, data: Path, *, split_file, json_out, report_di
     with progress_bars() as progress:
         report = run_evaluate(model, data, split_file=split_file, progress=progress)
     out.print(metrics_table(report, f"{model_dir} on {data}"))
+    for line in undefined_auc_lines(report["groups"]):
+        out.print(line)
     by_domain = domain_table({n: {"model": g} for n, g in report["groups"].items()}, {"model": report.get("domains", {})},
                              ["model"], "per domain (normal clips of the domain vs every anomaly of the group)")
     if by_domain is not None:

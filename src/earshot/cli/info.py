@@ -37,14 +37,17 @@ def register(app: typer.Typer, out, err) -> None:
         out.print(f"score: {first['score_direction']}, clip score = {first['aggregate']} of window scores; "
                   f"written by earshot {first['versions']['earshot']} on {first['created_at']}")
         table = Table()
-        for col in ("group", "threshold", "method", "fitted on", "train clips", "false alarms (held-out)", "best epoch"):
+        best = {g: (b.manifest["fitted"].get("history") or {}).get("best_epoch") for g, b in model.bundles.items()}
+        epochs = any(e is not None for e in best.values())  # models without epochs (gauss, knn...): no column
+        for col in ("group", "threshold", "method", "fitted on", "train clips", "false alarms (held-out)",
+                    *(("best epoch",) if epochs else ())):
             table.add_column(col)
         for g, b in model.bundles.items():
             m = b.manifest
             table.add_row(g, fmt_cell(m["threshold"]["value"], 4), m["threshold"]["method"],
                           f"{m['threshold']['source']} ({m['threshold']['n_clips']} clips)",
                           str(m["training"].get("n_clips")), fmt_cell(m["validation"].get("false_alarm_rate"), 2),
-                          str(m["fitted"].get("history", {}).get("best_epoch")))
+                          *((fmt_cell(best[g]),) if epochs else ()))
         out.print(table)
         for g, b in model.bundles.items():  # --model auto: which detector each group got, and why
             sel = b.manifest["fitted"].get("selection")

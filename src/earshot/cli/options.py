@@ -25,7 +25,7 @@ ModelDir = Annotated[Path, _MODEL_DIR]
 #: MODEL, optional (listen: ``--list-devices`` needs none).
 OptionalModelDir = Annotated[Optional[Path], _MODEL_DIR]
 #: DATA: a data set in any layout (train, explore).
-DataArg = Annotated[Path, typer.Argument(help="Data folder (MIMII, DCASE, normal/abnormal folders), a manifest CSV, or a wav.")]
+DataArg = Annotated[Path, typer.Argument(metavar="DATA", help="Data folder (MIMII, DCASE, normal/abnormal folders), a manifest CSV, or a wav.")]
 
 # ---------------------------------------------------------------------- features (train, cv)
 NMels = Annotated[int, typer.Option(help="Mel bands.")]

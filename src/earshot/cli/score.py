@@ -21,7 +21,7 @@ def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def score(
         model_dir: ModelDir,
-        files: Annotated[list[Path], typer.Argument(help="Audio files and folders to score (folders are walked).")],
+        files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Audio files and folders to score (folders are walked).")],
         fmt: Annotated[str, typer.Option("--format", help="json | csv (stdout, without --out)")] = "json",
         group: Annotated[Optional[str], typer.Option(help="Score every file with this group's model.")] = None,
         out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Stream the verdicts to this .csv (or .parquet) "

@@ -12,13 +12,17 @@ from earshot.cli.channel_option import Channels, resolve_channels
 from earshot.cli.common import fmt_cell, parse_params, progress_bars
 from earshot.cli.options import Channel, DataArg, HopLength, NFft, NMels
 
+#: The model kinds, in the order of :data:`earshot.detection.DETECTORS` (a test keeps them equal;
+#: written out here because importing the registry loads numpy and scipy, and `--help` stays fast).
+MODEL_KINDS = ("dense-ae", "gauss", "knn", "embed", "auto", "lstm-ae", "cnn", "encoder")
+
 
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def train(
         data: DataArg,
         out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-        model: Annotated[str, typer.Option(help="Detector kind.")] = "dense-ae",
+        model: Annotated[str, typer.Option(help=f"Detector kind: {' | '.join(MODEL_KINDS)} (the README: which one when).")] = "dense-ae",
         group_by: Annotated[str, typer.Option(help="One model per: id | machine | none.")] = "id",
         epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's, 30 for dense-ae).")] = None,
         batch_size: Annotated[Optional[int], typer.Option(help="Windows per training step (default: the model's, 512 for dense-ae, 32 for cnn).")] = None,
