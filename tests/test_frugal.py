@@ -154,7 +154,8 @@ def test_bundle_scores_like_the_detector(cls, rng, tmp_path):
     assert manifest["scoring"]["min_frames"] == MIN_FRAMES
     assert manifest["threshold"]["source"] == "cross-fit"
     again = load_detector(path)
-    np.testing.assert_allclose(again.score_samples(test), det.score_samples(test), rtol=1e-6)
+    # (the reloaded centre, scale and references went through the float32 weights)
+    np.testing.assert_allclose(again.score_samples(test), det.score_samples(test), rtol=1e-5)
     assert again.threshold_ == det.threshold_
 
 
@@ -231,3 +232,49 @@ def test_a_bundle_of_the_first_layout_still_loads_and_scores(cls, rng, tmp_path)
     assert old.heads == 1 and old.n_mean_bands is None
     np.testing.assert_allclose(old.score_samples(test), det.score_samples(test), rtol=1e-6)
     np.testing.assert_allclose(Bundle(path).score_samples(test), det.score_samples(test), rtol=2e-3, atol=2e-3)
+
+
+def test_the_level_is_the_mean_power_and_its_torch_twin_agrees(rng):
+    torch = pytest.importorskip("torch")
+    from earshot.models.frugal import ClipStats
+
+    clips = [_clip(rng, n_time=n) for n in (MIN_FRAMES, 80)]
+    f = clip_stats(clips, n_bands=4, n_mean_bands=8, peak=True, level="leq")
+    for c, r in zip(clips, f):
+        assert r[-1] == pytest.approx(10 * np.log10(np.mean(10 ** (c.astype(np.float64) / 10))))
+    assert stat_names(N_MELS, 4, 8, True, level="leq")[-1] == "leq"
+    # one cell 10 dB above the loudest moves the loudest-cell level by 10 dB, the mean power by far less
+    loud = clips[1].copy()
+    loud[0, 0] = loud.max() + 10.0
+    by_max = clip_stats([clips[1], loud], n_bands=4, n_mean_bands=8, peak=True, level="max")[:, -1]
+    by_leq = clip_stats([clips[1], loud], n_bands=4, n_mean_bands=8, peak=True, level="leq")[:, -1]
+    assert by_max[1] - by_max[0] == pytest.approx(10.0)
+    assert 0.0 < by_leq[1] - by_leq[0] < 2.0
+    module = ClipStats(N_MELS, 4, n_mean_bands=8, peak=True, level="leq")
+    for c, r in zip(clips, f):
+        np.testing.assert_allclose(module(torch.from_numpy(c.T[None].copy())).numpy()[0], r, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ParameterError, match="level"):
+        clip_stats(clips, peak=True, level="rms")
+
+
+@pytest.mark.parametrize("cls", DETECTORS)
+def test_a_two_head_bundle_without_level_is_the_loudest_cell(cls, rng, tmp_path):
+    """A two-head bundle written before ``level`` existed measured the level as the maximum."""
+    pytest.importorskip("torch")
+    from earshot.bundle import Bundle, load_detector, save_bundle
+
+    X, meta = _domain_data(rng, n_source=12, n_target=3)
+    det = cls(level="max").fit(X, metadata=meta)
+    assert cls().level == "leq"
+    path = save_bundle(tmp_path / "m", det, features=FeatureConfig(n_mels=N_MELS))
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["model"]["params"].pop("level") == "max"
+    manifest_path.write_text(json.dumps(manifest))
+    test = [_clip(rng) for _ in range(3)] + [_clip(rng, gain_db=6.0)]
+    old = load_detector(path)
+    assert old.level == "max"
+    np.testing.assert_allclose(old.score_samples(test), det.score_samples(test), rtol=1e-6)
+    np.testing.assert_allclose(Bundle(path).score_samples(test), det.score_samples(test), rtol=2e-3, atol=2e-3)
+    with pytest.raises(ParameterError, match="level"):
+        cls(level="peak").fit(X, metadata=meta)

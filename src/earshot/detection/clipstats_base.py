@@ -8,13 +8,17 @@ clip's domain need not be known.
 
 Two heads (``heads=2``, the default): a **spectrum** head on the per-mel means averaged into
 ``n_mean_bands`` (32) groups, and a **dynamics** head on the spread, delta and envelope
-statistics plus the clip's peak level. Each head standardises, fits its own per-domain
+statistics plus the clip's level (``level="leq"``: its mean power in dB; ``"max"``: its loudest
+cell, the first two-head layout). Each head standardises, fits its own per-domain
 reference and its own cross-fitted per-domain scales; a clip's score is, per domain, the mean
 of the two heads' scaled distances, the smallest domain kept. One pooled distance over every
 statistic (``heads=1``, the first layout, every mel band's mean and no peak) let the larger,
 noisier block dominate: on real fan recordings the temporal statistics of normals with
 background events raised false alarms, and a 128-dimensional mean block with 10 training clips
-drowned a 9 dB rise of the lowest band (bench/README.md, "Real recordings").
+drowned a 9 dB rise of the lowest band (bench/README.md, "Real recordings"). The loudest cell
+of a clip is one extreme value of ~40,000, which a background click sets; the mean power is a
+level that a few cells cannot move, and it raised the fan's AUC without costing the synthetic
+or DCASE sets (same page).
 
 Scores are computed in numpy (float64) here and by the exported torch graph
 (:mod:`earshot.models.frugal`, float32) in a bundle; a test pins the two together.
@@ -31,7 +35,7 @@ from earshot.detection.base import Detector, as_clips, check_bool, int_at_least
 from earshot.detection.domain_heads import EPS, domain_labels, domain_scales, selective_scores
 from earshot.detection.thresholds import fit_threshold
 from earshot.errors import ParameterError
-from earshot.features.clipstats import MIN_FRAMES, clip_stats, n_mean_groups
+from earshot.features.clipstats import LEVELS, MIN_FRAMES, clip_stats, n_mean_groups
 
 __all__ = ["BlockHeads", "COMMON_PARAMS_DOC", "CROSS_FIT", "MIN_CLIPS", "ClipStatsDetector"]
 
@@ -97,6 +101,11 @@ def _heads(name: str, value: Any) -> None:
         raise ParameterError(f"{name}: expected 1 (one pooled head) or 2 (spectrum and dynamics heads), got {value!r}")
 
 
+def _level(name: str, value: Any) -> None:
+    if value not in LEVELS:
+        raise ParameterError(f"{name}: expected one of {', '.join(LEVELS)}, got {value!r}")
+
+
 def _n_mean_bands(name: str, value: Any) -> None:
     if value is not None:
         int_at_least(1)(name, value)
@@ -106,8 +115,10 @@ class ClipStatsDetector(Detector):
     """Shared fit/score/export of the detectors on clip statistics."""
 
     def __init__(self, *, heads: int = 2, n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
-                 threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
+                 level: str = "leq", threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES,
+                 random_state: int = 0):
         self.heads = heads
+        self.level = level
         self.n_mean_bands = n_mean_bands
         self.n_bands = n_bands
         self.selective = selective
@@ -117,6 +128,7 @@ class ClipStatsDetector(Detector):
 
     param_checks = (
         ("heads", _heads),
+        ("level", _level),
         ("n_mean_bands", _n_mean_bands),
         ("n_bands", int_at_least(1)),
         ("n_frames", int_at_least(MIN_FRAMES)),
@@ -124,8 +136,8 @@ class ClipStatsDetector(Detector):
     )
 
     def _layout(self) -> dict[str, Any]:
-        """The statistics' layout: ``n_mean_bands`` and ``peak`` (the peak with two heads)."""
-        return {"n_mean_bands": self.n_mean_bands, "peak": self.heads == 2}
+        """The statistics' layout: ``n_mean_bands``, ``peak`` (the clip's level, with two heads), ``level``."""
+        return {"n_mean_bands": self.n_mean_bands, "peak": self.heads == 2, "level": self.level}
 
     def _blocks(self, n_mels: int, n_features: int) -> list[tuple[int, int]]:
         """The columns of each head: all of them (one head), or the mean block and the rest."""
@@ -274,9 +286,11 @@ class ClipStatsDetector(Detector):
         """Rebuild a fitted detector from a bundle's parameters, fitted state and weights.
 
         A bundle written before the two heads records no ``heads``: it is the first layout
-        (one head, every mel band's mean, no peak) and is rebuilt as such."""
+        (one head, every mel band's mean, no peak) and is rebuilt as such; one written before
+        ``level`` measured the level as the loudest cell (``max``)."""
         if "heads" not in params:
             params = {**params, "heads": 1, "n_mean_bands": None}
+        params = {"level": "max", **params}
         det = cls(**params)
         det._restore_common(state, default_source=CROSS_FIT)
         det.center_ = weights["encoder.1.center"].double().numpy()
@@ -291,8 +305,8 @@ class ClipStatsDetector(Detector):
 
 COMMON_PARAMS_DOC = """    heads : {2, 1}
         2: a spectrum head (per-mel means in ``n_mean_bands`` groups) and a dynamics head
-        (spread, delta, envelope, clip peak), their scaled distances averaged per domain; 1:
-        one head on every statistic without the peak (the first layout).
+        (spread, delta, envelope, the clip's level), their scaled distances averaged per
+        domain; 1: one head on every statistic without the level (the first layout).
     n_mean_bands : int or None
         Groups of mel bands the per-mel means are averaged into (at most the mel bands; None:
         every band on its own).
@@ -302,6 +316,9 @@ COMMON_PARAMS_DOC = """    heads : {2, 1}
     selective : bool
         Per-domain references, the smallest scaled distance wins (True); False pools every
         clip into one reference.
+    level : {"leq", "max"}
+        The dynamics head's level statistic: the clip's mean power in dB (``leq``) or its
+        loudest cell (``max``, the first two-head bundles); unused with one head.
     threshold : str
         ``gamma:q``, ``percentile:p``, ``mean-std:k``, ``max`` or ``value:x``, fitted on the
         cross-fitted scores of the training clips.

@@ -52,10 +52,10 @@ class GaussianDetector(ClipStatsDetector):
     kind = "gauss"
 
     def __init__(self, *, shrinkage: str | float = "ledoit-wolf", heads: int = 2,
-                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
+                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True, level: str = "leq",
                  threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
         super().__init__(heads=heads, n_mean_bands=n_mean_bands, n_bands=n_bands, selective=selective,
-                         threshold=threshold, n_frames=n_frames, random_state=random_state)
+                         level=level, threshold=threshold, n_frames=n_frames, random_state=random_state)
         self.shrinkage = shrinkage
 
     param_checks = (("shrinkage", _shrinkage), *ClipStatsDetector.param_checks)

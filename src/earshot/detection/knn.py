@@ -38,10 +38,10 @@ class KnnDetector(ClipStatsDetector):
     kind = "knn"
 
     def __init__(self, *, n_neighbors: int = 2, heads: int = 2,
-                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
+                 n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True, level: str = "leq",
                  threshold: str = "gamma:0.9", n_frames: int = MIN_FRAMES, random_state: int = 0):
         super().__init__(heads=heads, n_mean_bands=n_mean_bands, n_bands=n_bands, selective=selective,
-                         threshold=threshold, n_frames=n_frames, random_state=random_state)
+                         level=level, threshold=threshold, n_frames=n_frames, random_state=random_state)
         self.n_neighbors = n_neighbors
 
     param_checks = (("n_neighbors", int_at_least(1)), *ClipStatsDetector.param_checks)

@@ -13,13 +13,18 @@ block         length      definition (``x[m, t]`` the log-mel, ``bands`` an aver
 ``envelope``  1 + lags    ``e[t] = mean_m x[m, t]``: ``std_t e`` and, per lag ``L`` in
                           :data:`LAGS`, ``sqrt(mean_t (e[t+L] - e[t])**2)`` (modulation of
                           the loudness at ~ ``sr / hop_length / (2 L)`` Hz)
-``peak``      0 or 1      ``max_{m, t} x[m, t]``: the clip's loudest band and moment, in dB
-                          (a level rise, e.g. of a fan's lowest band; with ``peak=True``)
+``peak``      0 or 1      the clip's level in dB (with ``peak=True``): ``level="leq"``,
+                          ``10 log10 mean_{m, t} 10 ** (x[m, t] / 10)``, its mean power (the
+                          equivalent continuous level of a sound level meter, on the mel
+                          grid), or ``level="max"``, ``max_{m, t} x[m, t]``, its loudest cell
+                          (the first two-head bundles). A level rise, e.g. of a fan's
+                          lowest band, moves both; the maximum of ~40,000 cells is a single
+                          extreme value that one background click sets, the mean power is not
 ============  ==========  ==============================================================
 
 The layout of the first detectors (every mel band's mean, no peak) is the default of
 :func:`clip_stats`, so that their bundles keep scoring; the detectors now ask for
-``n_mean_bands=32`` and the peak (see :mod:`earshot.detection.clipstats_base`).
+``n_mean_bands=32`` and the level ``leq`` (see :mod:`earshot.detection.clipstats_base`).
 
 Standard deviations are population ones (``ddof=0``). The torch twin used in exported
 scoring graphs is :class:`earshot.models.frugal.ClipStats`; a test pins the two together.
@@ -34,10 +39,12 @@ import numpy as np
 
 from earshot.errors import ParameterError
 
-__all__ = ["LAGS", "MIN_FRAMES", "band_matrix", "clip_stats", "n_clip_stats", "n_mean_groups", "stat_names"]
+__all__ = ["LAGS", "LEVELS", "MIN_FRAMES", "band_matrix", "clip_stats", "n_clip_stats", "n_mean_groups", "stat_names"]
 
 #: Frame lags of the loudness-modulation features.
 LAGS = (1, 2, 4)
+#: How the clip's level (the ``peak`` statistic) is measured: mean power in dB, or the loudest cell.
+LEVELS = ("leq", "max")
 #: Fewest frames a clip must have for every statistic to be defined (the longest lag + 1).
 MIN_FRAMES = max(LAGS) + 1
 
@@ -75,15 +82,26 @@ def n_clip_stats(n_mels: int, n_bands: int, n_mean_bands: int | None = None, pea
     return n_mean_groups(n_mels, n_mean_bands) + 2 * n_bands + 1 + len(LAGS) + int(bool(peak))
 
 
-def stat_names(n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False) -> list[str]:
-    """A name per statistic (``mean[0]``, ..., ``spread[0]``, ..., ``envelope_lag4``, ``peak``)."""
+def stat_names(n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False,
+               level: str = "max") -> list[str]:
+    """A name per statistic (``mean[0]``, ..., ``spread[0]``, ..., ``envelope_lag4``, ``peak`` or
+    ``leq``)."""
     return ([f"mean[{m}]" for m in range(n_mean_groups(n_mels, n_mean_bands))]
             + [f"spread[{b}]" for b in range(n_bands)] + [f"delta[{b}]" for b in range(n_bands)]
-            + ["envelope_std"] + [f"envelope_lag{lag}" for lag in LAGS] + (["peak"] if peak else []))
+            + ["envelope_std"] + [f"envelope_lag{lag}" for lag in LAGS]
+            + ([("peak" if level == "max" else "leq")] if peak else []))
+
+
+def level_db(x: np.ndarray, level: str) -> float:
+    """The level of one log-mel clip in dB: its mean power (``leq``) or its loudest cell (``max``)."""
+    top = float(x.max())
+    if level == "max":
+        return top
+    return top + 10.0 * float(np.log10(np.mean(10.0 ** ((x - top) / 10.0))))
 
 
 def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8, n_mean_bands: int | None = None,
-               peak: bool = False) -> np.ndarray:
+               peak: bool = False, level: str = "max") -> np.ndarray:
     """Statistics of each log-mel clip (see the module docstring).
 
     Parameters
@@ -96,7 +114,9 @@ def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8, n_mean_bands: int |
     n_mean_bands : int or None
         Groups of mel bands of the mean statistics (None: every band on its own).
     peak : bool
-        Append the clip's peak level ``max x``.
+        Append the clip's level.
+    level : {"max", "leq"}
+        How that level is measured (see the module docstring).
 
     Returns
     -------
@@ -104,6 +124,8 @@ def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8, n_mean_bands: int |
         Shape ``(n_clips, n_clip_stats(n_mels, n_bands, n_mean_bands, peak))``, float64.
     """
     clips = list(X)
+    if level not in LEVELS:
+        raise ParameterError(f"level: expected one of {', '.join(LEVELS)}, got {level!r}")
     if not clips:
         raise ParameterError("X: expected at least one clip, got none")
     n_mels = int(np.shape(clips[0])[0])
@@ -123,6 +145,6 @@ def clip_stats(X: Sequence[np.ndarray], *, n_bands: int = 8, n_mean_bands: int |
         e = x.mean(axis=0)
         env = [np.sqrt(np.mean((e - e.mean()) ** 2))]
         env += [np.sqrt(np.mean((e[lag:] - e[:-lag]) ** 2)) for lag in LAGS]
-        extra = [x.max()] if peak else []
+        extra = [level_db(x, level)] if peak else []
         out[i] = np.concatenate([mean @ mean_bands if pooled else mean, spread @ bands, delta @ bands, env, extra])
     return out

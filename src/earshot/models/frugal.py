@@ -17,6 +17,8 @@ like any frame-level model. They hold fitted statistics as buffers; nothing here
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,7 +36,9 @@ class ClipStats(nn.Module):
     n_mean_bands : int or None
         Groups of the mean block (None: every mel band).
     peak : bool
-        Append the clip's peak level.
+        Append the clip's level.
+    level : {"max", "leq"}
+        Its loudest cell or its mean power in dB.
 
     Shapes
     ------
@@ -42,10 +46,12 @@ class ClipStats(nn.Module):
     ``(batch, n_clip_stats(n_mels, n_bands, n_mean_bands, peak))``.
     """
 
-    def __init__(self, n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False):
+    def __init__(self, n_mels: int, n_bands: int, n_mean_bands: int | None = None, peak: bool = False,
+                 level: str = "max"):
         super().__init__()
         self.register_buffer("bands", torch.from_numpy(band_matrix(n_mels, n_bands)))
         self.peak = bool(peak)
+        self.level = level
         self.pooled = n_mean_groups(n_mels, n_mean_bands) != n_mels
         if self.pooled:  # (a buffer only when used: the first graphs' weights keep their keys)
             self.register_buffer("mean_bands", torch.from_numpy(band_matrix(n_mels, n_mean_groups(n_mels, n_mean_bands))))
@@ -65,7 +71,11 @@ class ClipStats(nn.Module):
         parts = [mean @ self.mean_bands if self.pooled else mean, spread @ self.bands, delta @ self.bands,
                  torch.stack(env, dim=1)]
         if self.peak:
-            parts.append(x.amax(dim=(1, 2)).unsqueeze(1))
+            top = x.amax(dim=(1, 2))
+            if self.level == "leq":  # top + 10 log10 mean 10^((x - top) / 10), as exp and log for ONNX
+                power = torch.exp((x - top[:, None, None]) * (math.log(10.0) / 10.0)).mean(dim=(1, 2))
+                top = top + torch.log(power) * (10.0 / math.log(10.0))
+            parts.append(top.unsqueeze(1))
         return torch.cat(parts, dim=1)
 
 
