@@ -11,7 +11,7 @@ from rich.table import Table
 from earshot._util.fs import atomic_file
 from earshot.cli.channel_option import Channels, resolve_channels
 from earshot.cli.common import fmt_cell, parse_params, progress_bars
-from earshot.cli.options import Channel, HopLength, NFft, NMels
+from earshot.cli.options import Channel, Device, HopLength, NFft, NMels
 from earshot.errors import ParameterError
 
 
@@ -40,6 +40,7 @@ def register(app: typer.Typer, out, err) -> None:
         executor: Annotated[Optional[str], typer.Option(help="Where folds train: serial | processes | dask (default: "
                                                              "$EARSHOT_EXECUTOR, else serial).")] = None,
         workers: Annotated[Optional[int], typer.Option(help="Worker processes for --executor processes/dask.")] = None,
+        device: Device = "auto",
     ) -> None:
         """Cross-validate a model: random split vs leave-one-machine-out, side by side."""
         from earshot._util.executors import executor_scope  # deferred: the library loads when a verb runs (fast --help)
@@ -51,7 +52,10 @@ def register(app: typer.Typer, out, err) -> None:
             raise ParameterError(f"--report {report_dir}: expected a folder, got a file")
         features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         rule = resolve_channels(channel, channels)
-        params = {"epochs": epochs, "threshold": threshold, **parse_params(param or [])}
+        params = {"epochs": epochs, "threshold": threshold, "device": device, **parse_params(param or [])}
+        if device != "auto":  # checked before any audio is read
+            from earshot.detection import resolve_device  # deferred: imports torch, only when a device is named
+            resolve_device(device)
         with progress_bars() as progress:
             with executor_scope(executor, workers=workers) as ex:
                 result = cross_validate(data, by=by, model=model, folds=folds, model_params=params, features=features,

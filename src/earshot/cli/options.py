@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 __all__ = [
-    "Channel", "DataArg", "EventGroup", "HopLength", "MergeGapS", "MinDurationS", "ModelDir", "NFft", "NMels",
+    "Channel", "DataArg", "Device", "EventGroup", "HopLength", "MergeGapS", "MinDurationS", "ModelDir", "NFft", "NMels",
     "OptionalModelDir", "Sensitivity", "ThresholdOverride", "WindowS",
 ]
 
@@ -32,6 +32,8 @@ NMels = Annotated[int, typer.Option(help="Mel bands.")]
 NFft = Annotated[int, typer.Option(help="FFT length (samples).")]
 HopLength = Annotated[int, typer.Option(help="Hop between frames (samples).")]
 Channel = Annotated[Optional[int], typer.Option(help="Channel to use (0-based); default: mean of all channels.")]
+#: Where torch models (dense-ae, lstm-ae, cnn) train (train, cv); the bundle is the same either way.
+Device = Annotated[str, typer.Option(help="Where torch models train: auto (CUDA when torch sees a GPU, else the CPU) | cpu | cuda.")]
 
 # ---------------------------------------------------------------------- windows and events (detect, listen)
 WindowS = Annotated[Optional[float], typer.Option(help="Window length (s); each window is scored like a clip. Default: 1 s, or the shortest window the model can score if longer.")]

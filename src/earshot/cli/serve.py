@@ -49,6 +49,8 @@ def register(app: typer.Typer, out, err) -> None:
             help="A host name or IP network (CIDR) webhooks may reach although it is not public "
                  "(loopback, private, link-local...); repeatable. Default: public addresses only.")] = None,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        train_device: Annotated[str, typer.Option(help="Where training jobs run: auto (CUDA when torch sees a GPU) | cpu | cuda.",
+                                                  envvar="EARSHOT_TRAIN_DEVICE")] = "auto",
     ) -> None:
         """Serve the REST API (OpenAPI at /docs), the web page and the monitoring store."""
         try:
@@ -69,7 +71,7 @@ def register(app: typer.Typer, out, err) -> None:
             alert_close_after=alert_close_after, default_model=default_model, webhook_allow=tuple(webhook_allow or ()),
             max_duration_s=max_duration_s, max_channels=max_channels, min_sr=min_rate, max_sr=max_rate, max_decoded_mb=max_decoded_mb,
             timeout_header_s=timeout_header_s, timeout_body_s=timeout_body_s,
-            timeout_keep_alive_s=timeout_keep_alive_s, limit_concurrency=limit_concurrency,
+            timeout_keep_alive_s=timeout_keep_alive_s, limit_concurrency=limit_concurrency, train_device=train_device,
         )
         log = logging.getLogger("earshot")
         if host not in LOCAL_HOSTS and not settings.api_key:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from earshot.cli.channel_option import Channels, resolve_channels
 from earshot.cli.common import fmt_cell, parse_params, progress_bars
-from earshot.cli.options import Channel, DataArg, HopLength, NFft, NMels
+from earshot.cli.options import Channel, DataArg, Device, HopLength, NFft, NMels
 
 #: The model kinds, in the order of :data:`earshot.detection.DETECTORS` (a test keeps them equal;
 #: written out here because importing the registry loads numpy and scipy, and `--help` stays fast).
@@ -40,6 +40,7 @@ def register(app: typer.Typer, out, err) -> None:
         seed: Annotated[int, typer.Option(help="Random seed (split, initial weights, shuffling).")] = 0,
         param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Extra detector parameter KEY=VALUE (repeatable), e.g. -p hidden=64.")] = None,
         window_s: Annotated[float, typer.Option(help="Recordings longer than 30 s are cut into windows of this length (s); use detect's --window-s.")] = 1.0,
+        device: Device = "auto",
     ) -> None:
         """Train one detector per machine/id on normal clips; calibrate its threshold on normal clips only."""
         from earshot.features.config import FeatureConfig  # deferred: the library loads when a verb runs (fast --help)
@@ -48,8 +49,11 @@ def register(app: typer.Typer, out, err) -> None:
 
         # the shared options a detector has no parameter for (e.g. --epochs for gauss) are left out
         common = {"epochs": epochs, "batch_size": batch_size, "threshold": threshold, "aggregate": aggregate,
-                  "n_frames": n_frames}
+                  "n_frames": n_frames, "device": device}
         params = {**detector_params(model, common, optional=SHARED_OPTIONS), **parse_params(param or [])}
+        if params.get("device", "auto") != "auto":  # checked before any audio is read
+            from earshot.detection import resolve_device  # deferred: imports torch, only when a device is named
+            resolve_device(params["device"])
         n_frames = frames_needed(model, params)
         features = FeatureConfig(sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
                                  n_frames=n_frames if isinstance(n_frames, int) and n_frames > 0 else 5)

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from earshot.detection._training import DEVICES, check_device, resolve_device
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
@@ -17,6 +18,9 @@ from earshot.errors import ParameterError
 
 __all__ = [
     "DETECTORS",
+    "DEVICES",
+    "check_device",
+    "resolve_device",
     "Detector",
     "ThresholdSpec",
     "aggregate",
@@ -53,7 +57,7 @@ def detector_class(kind: str) -> type[Detector]:
 
 #: Options the command line and the workflows offer for every kind (``--epochs``,
 #: ``--threshold``...): passed to the detectors that have such a parameter, left out for the others.
-SHARED_OPTIONS = ("epochs", "batch_size", "n_frames", "threshold", "aggregate")
+SHARED_OPTIONS = ("epochs", "batch_size", "n_frames", "threshold", "aggregate", "device")
 
 
 def detector_params(kind: str, params: Mapping[str, Any], *, optional: Iterable[str] = (),

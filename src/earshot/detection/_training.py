@@ -9,7 +9,11 @@ its validation measure) and passes it in as small callables; this module owns th
 - :func:`mean_loss`: the mean error of held-out items, in chunks, without gradients;
 - :func:`run_epochs`: the epoch loop, with the loss history, the best validated epoch's
   weights kept and restored, and early stopping when asked;
-- :func:`calibrate`: the threshold on held-out normal scores, or in-sample when too few.
+- :func:`calibrate`: the threshold on held-out normal scores, or in-sample when too few;
+- :func:`resolve_device`, :func:`make_optimiser` and :func:`training_threads`: where training
+  runs (``auto``: CUDA when torch sees it), Adam in its fastest exact form for that device
+  (fused on CUDA, foreach on CPU) and, on CPU, no more torch threads than there are idle
+  usable cores for the duration of a fit.
 
 The networks in :mod:`earshot.models` stay pure modules. torch is imported only when a
 function that needs it runs, so importing a detector stays cheap.
@@ -17,25 +21,34 @@ function that needs it runs, so importing a detector stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from earshot._util.cores import idle_cores
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
+from earshot.errors import ParameterError
 
 __all__ = [
+    "DEVICES",
     "MIN_CALIBRATION_CLIPS",
     "TrainingRun",
     "calibrate",
+    "check_device",
     "holdout_split",
+    "make_optimiser",
     "mean_loss",
+    "resolve_device",
     "run_epochs",
     "seeded_rng",
     "train_epoch",
+    "training_threads",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +57,71 @@ ProgressFn = Callable[[int, int, float, float | None], None]
 
 #: Fewest held-out normal clips for the threshold to be fitted on them rather than in-sample.
 MIN_CALIBRATION_CLIPS = 5
+
+#: Where a torch detector trains: ``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu``,
+#: ``cuda`` (or ``cuda:N``). The fitted detector and its bundle are the same either way: the
+#: network is moved back to the CPU when training ends.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_device(name: str, value: Any) -> None:
+    """Parameter check: ``value`` is ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (no torch needed)."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise ParameterError(f"{name}: expected one of {', '.join(DEVICES)} (or cuda:N), got {value!r}")
+
+
+def resolve_device(device: str):
+    """The ``torch.device`` to train on.
+
+    Raises
+    ------
+    ParameterError
+        ``cuda`` asked for where torch sees no CUDA device, or an unknown name.
+    """
+    import torch  # deferred: torch is only needed to train
+
+    check_device("device", device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device: {device} was asked for, but torch sees no CUDA device "
+                                 f"(torch {torch.__version__}); use --device cpu or auto")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ParameterError(f"device: {device}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(device)
+
+
+def make_optimiser(params, device, *, lr: float, kind: str = "adam", **options: Any):
+    """Adam (``kind="adam"``) or AdamW (``"adamw"``) in its fastest form on ``device``: fused
+    kernels on CUDA, the multi-tensor (foreach) implementation on the CPU; the same update rule.
+    """
+    import torch  # deferred: torch is only needed to train
+
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind]
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return cls(params, lr=float(lr), **fast, **options)
+
+
+@contextlib.contextmanager
+def training_threads(device) -> Iterator[int]:
+    """For the duration of a fit on the CPU: torch intra-op threads lowered (never raised) to
+    the idle usable cores (:func:`earshot._util.cores.idle_cores`), so that a busy machine does
+    not thrash; restored afterwards. Yields the thread count (unchanged on a GPU)."""
+    import torch  # deferred: torch is only needed to train
+
+    before = torch.get_num_threads()
+    if device.type != "cpu":
+        yield before
+        return
+    threads = max(1, min(before, idle_cores()))
+    torch.set_num_threads(threads)
+    log.debug("training on the CPU with %d torch thread(s) (was %d)", threads, before)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(before)
 
 
 def seeded_rng(random_state: int) -> np.random.Generator:
@@ -115,7 +193,7 @@ def train_epoch(model, optimiser, items: np.ndarray, batch_loss: Callable[[np.nd
     import torch  # deferred: torch is only needed to train
 
     model.train()
-    total, count = 0.0, 0
+    total, count, on_device = 0.0, 0, None  # on a GPU the sum stays there: no sync per batch
     for b in range(0, len(items), int(batch_size)):
         batch = items[b : b + int(batch_size)]
         if len(batch) < min_batch:
@@ -126,8 +204,14 @@ def train_epoch(model, optimiser, items: np.ndarray, batch_loss: Callable[[np.nd
         if clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
         optimiser.step()
-        total += loss.item() * len(batch)
+        if loss.device.type == "cpu":
+            total += loss.item() * len(batch)
+        else:
+            part = loss.detach().double() * len(batch)
+            on_device = part if on_device is None else on_device + part
         count += len(batch)
+    if on_device is not None:
+        total += float(on_device)
     return total / max(count, 1)
 
 

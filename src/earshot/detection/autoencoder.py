@@ -14,6 +14,7 @@ import numpy as np
 
 from earshot._util.validate import check_fraction, check_positive
 from earshot.detection.base import check_aggregate, each, int_at_least
+from earshot.detection._training import check_device
 from earshot.detection.window_base import WindowAutoencoder, window_starts
 from earshot.features.store import FrameStore
 
@@ -50,6 +51,10 @@ class AutoencoderDetector(WindowAutoencoder):
         :mod:`earshot.detection.thresholds`).
     random_state : int
         Seeds the clip split, the shuffling and the network's initial weights.
+    device : str
+        Where to train: ``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu`` or
+        ``cuda`` (``cuda:N``). The fitted network is moved to the CPU afterwards, so the bundle
+        and its torch-free scoring are the same either way.
 
     Attributes
     ----------
@@ -80,6 +85,7 @@ class AutoencoderDetector(WindowAutoencoder):
         aggregate: str = "mean",
         threshold: str = "gamma:0.9",
         random_state: int = 0,
+        device: str = "auto",
     ):
         self.n_frames = n_frames
         self.hidden = hidden
@@ -92,12 +98,14 @@ class AutoencoderDetector(WindowAutoencoder):
         self.aggregate = aggregate
         self.threshold = threshold
         self.random_state = random_state
+        self.device = device
 
     param_checks = (
         *each(("n_frames", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"), int_at_least(1)),
         ("learning_rate", check_positive),
         ("validation_fraction", check_fraction),
         ("aggregate", check_aggregate),
+        ("device", check_device),
     )
     #: batches of one window are skipped: batch norm needs two samples
     epoch_options = {"min_batch": 2}

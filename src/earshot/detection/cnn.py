@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from earshot._util.validate import check_positive
-from earshot.detection._training import ProgressFn, calibrate, run_epochs, seeded_rng, train_epoch
+from earshot.detection._training import (ProgressFn, calibrate, check_device, make_optimiser, resolve_device, run_epochs,
+                                         seeded_rng, train_epoch, training_threads)
 from earshot.detection.aggregate import aggregate
 from earshot.detection.augment import SpecAugment, apply_mixup, draw_mixup
 from earshot.detection.auto import rank_auc
@@ -146,6 +147,10 @@ class CNNDetector(TorchGraphDetector):
         split; only when asked).
     random_state : int
         Seeds the validation split, patch draws, augmentation, shuffling and initial weights.
+    device : str
+        Where to train: ``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu`` or
+        ``cuda`` (``cuda:N``). The fitted network is moved to the CPU afterwards, so the bundle
+        and its torch-free scoring are the same either way.
 
     Attributes
     ----------
@@ -191,6 +196,7 @@ class CNNDetector(TorchGraphDetector):
         aggregate: str = "mean",
         threshold: str = "gamma:0.9",
         random_state: int = 0,
+        device: str = "auto",
     ):
         self.n_frames = n_frames
         self.hop_frames = hop_frames
@@ -213,11 +219,12 @@ class CNNDetector(TorchGraphDetector):
         self.aggregate = aggregate
         self.threshold = threshold
         self.random_state = random_state
+        self.device = device
 
     _PARAMS = ("n_frames", "hop_frames", "width", "n_blocks", "dropout", "epochs", "batch_size", "learning_rate",
                "weight_decay", "patches_per_clip", "validation_fraction", "patience", "class_weight", "time_masks",
                "time_mask_max", "freq_masks", "freq_mask_max", "mixup_alpha", "aggregate", "threshold",
-               "random_state")
+               "random_state", "device")
 
     param_checks = (
         *each(("n_frames", "width", "n_blocks", "epochs", "batch_size", "patches_per_clip", "patience"),
@@ -229,6 +236,7 @@ class CNNDetector(TorchGraphDetector):
         *each(("weight_decay", "mixup_alpha"), _non_negative),
         ("class_weight", _class_weight),
         ("aggregate", check_aggregate),
+        ("device", check_device),
     )
 
     # ------------------------------------------------------------------ parameters
@@ -268,6 +276,7 @@ class CNNDetector(TorchGraphDetector):
         self
         """
         spec = self._validate_params()
+        device = resolve_device(self.device)
         store = as_store(X, int(self.n_frames))
         y = _check_labels(y, len(store))
         rng = seeded_rng(self.random_state)
@@ -277,8 +286,12 @@ class CNNDetector(TorchGraphDetector):
         if len(np.unique(y[train_idx])) < 2:  # pragma: no cover - the split always leaves one of each
             raise ParameterError("y: the training part lacks one class")
         self.mean_, self.std_ = frame_stats(store, train_idx)
-        model = self._build(store.n_mels, self.mean_, self.std_)
-        self.history_ = self._train(model, store, y, train_idx, val_idx, rng, progress)
+        model = self._build(store.n_mels, self.mean_, self.std_)  # on the CPU: the same initial weights anywhere
+        try:
+            with training_threads(device):
+                self.history_ = self._train(model.to(device), store, y, train_idx, val_idx, rng, progress)
+        finally:
+            model.to("cpu")  # scored, saved and exported from the CPU
         self.model_ = model
         self.n_mels_ = store.n_mels
         self.train_indices_, self.validation_indices_ = train_idx, val_idx
@@ -308,13 +321,14 @@ class CNNDetector(TorchGraphDetector):
         """Train on random augmented patches, stop early on the validation split; the history."""
         import torch  # deferred: torch is only needed to train
 
+        device = next(model.parameters()).device
         model.net.to(memory_format=torch.channels_last)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=float(self.learning_rate),
-                                      weight_decay=float(self.weight_decay))
+        optimiser = make_optimiser(model.parameters(), device, lr=float(self.learning_rate), kind="adamw",
+                                   weight_decay=float(self.weight_decay))
         n_pos = int(y[train_idx].sum())
         n_neg = len(train_idx) - n_pos
         pos_weight = n_neg / n_pos if self.class_weight == "balanced" else 1.0
-        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32))
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, dtype=torch.float32, device=device))
         augment = self._augmenter(store.n_mels)
         mean, inv_std = self.mean_, (1.0 / self.std_).astype(np.float32)
         val_auc: list[float | None] = []
@@ -328,8 +342,8 @@ class CNNDetector(TorchGraphDetector):
             target = y[bc].astype(np.float32)
             patch, target = apply_mixup(patch, target, draw_mixup(rng, len(bc), float(self.mixup_alpha)))
             xb = torch.from_numpy(np.ascontiguousarray(patch[:, None], dtype=np.float32))
-            xb = xb.contiguous(memory_format=torch.channels_last)
-            return loss_fn(model.net(xb), torch.from_numpy(np.asarray(target, dtype=np.float32)))
+            xb = xb.to(device).contiguous(memory_format=torch.channels_last)
+            return loss_fn(model.net(xb), torch.from_numpy(np.asarray(target, dtype=np.float32)).to(device))
 
         def one_epoch() -> float:  # batches of one patch are skipped: batch norm needs two examples
             clips = np.repeat(train_idx, int(self.patches_per_clip))
@@ -356,6 +370,7 @@ class CNNDetector(TorchGraphDetector):
         from earshot.models.cnn import patch_starts  # deferred: earshot.models imports torch
 
         model.eval()
+        device = next(model.parameters()).device
         lengths = store.lengths[clips]
         out: list[np.ndarray | None] = [None] * len(clips)
         with torch.inference_mode():
@@ -365,8 +380,8 @@ class CNNDetector(TorchGraphDetector):
                 per_batch = max(1, _SCORE_PATCHES // n_windows)
                 for b in range(0, len(pos), per_batch):
                     chunk = pos[b : b + per_batch]
-                    x = torch.from_numpy(np.stack([store.clip_frames(clips[i]) for i in chunk]))
-                    probs = model(x).numpy()
+                    x = torch.from_numpy(np.stack([store.clip_frames(clips[i]) for i in chunk])).to(device)
+                    probs = model(x).cpu().numpy()
                     for i, p in zip(chunk, probs):
                         out[i] = p.astype(np.float64)
         return out  # type: ignore[return-value]

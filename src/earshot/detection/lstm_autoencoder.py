@@ -18,6 +18,7 @@ import numpy as np
 
 from earshot._util.validate import check_fraction, check_positive
 from earshot.detection.base import check_aggregate, each, int_at_least
+from earshot.detection._training import check_device
 from earshot.detection.window_base import WindowAutoencoder, window_starts
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -69,6 +70,10 @@ class LstmAutoencoderDetector(WindowAutoencoder):
         ``gamma:q``, ``percentile:p``, ``mean-std:k``, ``max`` or ``value:x``.
     random_state : int
         Seeds the split, the shuffling, the window offsets and the initial weights.
+    device : str
+        Where to train: ``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu`` or
+        ``cuda`` (``cuda:N``). The fitted network is moved to the CPU afterwards, so the bundle
+        and its torch-free scoring are the same either way.
 
     Attributes
     ----------
@@ -98,6 +103,7 @@ class LstmAutoencoderDetector(WindowAutoencoder):
         aggregate: str = "mean",
         threshold: str = "gamma:0.9",
         random_state: int = 0,
+        device: str = "auto",
     ):
         self.n_frames = n_frames
         self.window_hop = window_hop
@@ -111,6 +117,7 @@ class LstmAutoencoderDetector(WindowAutoencoder):
         self.aggregate = aggregate
         self.threshold = threshold
         self.random_state = random_state
+        self.device = device
 
     param_checks = (
         *each(("n_frames", "window_hop", "hidden", "bottleneck", "n_layers", "epochs", "batch_size"), int_at_least(1)),
@@ -118,6 +125,7 @@ class LstmAutoencoderDetector(WindowAutoencoder):
         ("learning_rate", check_positive),
         ("validation_fraction", check_fraction),
         ("aggregate", check_aggregate),
+        ("device", check_device),
     )
     flat_windows = False
     max_validation_windows = 20_000

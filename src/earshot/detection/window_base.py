@@ -20,10 +20,13 @@ from earshot.detection._training import (
     TrainingRun,
     calibrate,
     holdout_split,
+    make_optimiser,
     mean_loss,
+    resolve_device,
     run_epochs,
     seeded_rng,
     train_epoch,
+    training_threads,
 )
 from earshot.detection.aggregate import aggregate
 from earshot.detection.base import TorchGraphDetector, as_store, frame_stats
@@ -66,6 +69,7 @@ class WindowAutoencoder(TorchGraphDetector):
     learning_rate: float
     validation_fraction: float
     random_state: int
+    device: str
 
     def _hop(self) -> int:
         """Frames between consecutive scoring windows (1: every window)."""
@@ -99,12 +103,17 @@ class WindowAutoencoder(TorchGraphDetector):
         self
         """
         spec = self._validate_params()
+        device = resolve_device(self.device)
         store = as_store(X, int(self.n_frames))
         rng = seeded_rng(self.random_state)
         train_idx, val_idx = holdout_split(len(store), self.validation_fraction, rng)
         self.mean_, self.std_ = frame_stats(store, train_idx)
-        model = self._build(store.n_mels, self.mean_, self.std_)
-        run = self._train(model, store, train_idx, val_idx, rng, progress)
+        model = self._build(store.n_mels, self.mean_, self.std_)  # on the CPU: the same initial weights anywhere
+        try:
+            with training_threads(device):
+                run = self._train(model.to(device), store, train_idx, val_idx, rng, progress)
+        finally:
+            model.to("cpu")  # scored, saved and exported from the CPU
         self.model_ = model
         self.history_ = run.history()
         self.n_mels_ = store.n_mels
@@ -122,18 +131,21 @@ class WindowAutoencoder(TorchGraphDetector):
         """Train on the training clips' windows, keep the best epoch on the held-out clips' windows."""
         import torch  # deferred: torch is only needed to train
 
-        optimiser = torch.optim.Adam(model.parameters(), lr=float(self.learning_rate))
+        device = model.mean.device
+        optimiser = make_optimiser(model.parameters(), device, lr=float(self.learning_rate))
+        # on a GPU the frames are uploaded once and windows gathered there; on the CPU, from numpy
+        frames = torch.from_numpy(store.frames).to(device) if device.type != "cpu" else None
         epoch_windows = self._epoch_windows(store, train_idx, rng)
         val_starts = window_starts(store, val_idx, self.n_frames, self._hop())
         if val_starts.size > self.max_validation_windows:
             val_starts = np.sort(rng.choice(val_starts, self.max_validation_windows, replace=False))
 
         def batch_loss(starts: np.ndarray):
-            x = self._gather(model, store, starts)
+            x = self._gather(model, store, starts, frames)
             return torch.mean((model.autoencoder(x) - x) ** 2)
 
         def window_errors(starts: np.ndarray):
-            x = self._gather(model, store, starts)
+            x = self._gather(model, store, starts, frames)
             return ((model.autoencoder(x) - x) ** 2).mean(dim=1 if self.flat_windows else (1, 2))
 
         def one_epoch() -> float:
@@ -145,13 +157,17 @@ class WindowAutoencoder(TorchGraphDetector):
 
         return run_epochs(model, self.epochs, one_epoch, validate if val_starts.size else None, progress=progress)
 
-    def _gather(self, model, store: FrameStore, starts: np.ndarray):
+    def _gather(self, model, store: FrameStore, starts: np.ndarray, frames=None):
         """Normalised windows as a torch tensor: ``(len(starts), n_frames * n_mels)`` when
-        :attr:`flat_windows`, else ``(len(starts), n_frames, n_mels)``."""
+        :attr:`flat_windows`, else ``(len(starts), n_frames, n_mels)``; cut from ``frames``
+        (``store.frames`` already on the model's device) when given."""
         import torch  # deferred: torch is only needed to train
 
         rows = starts[:, None] + np.arange(self.n_frames)
-        x = (torch.from_numpy(store.frames[rows]) - model.mean) * model.inv_std
+        if frames is None:
+            x = (torch.from_numpy(store.frames[rows]) - model.mean) * model.inv_std
+        else:
+            x = (frames[torch.from_numpy(rows).to(frames.device)] - model.mean) * model.inv_std
         return x.reshape(len(starts), -1) if self.flat_windows else x
 
     # ------------------------------------------------------------------ scoring

@@ -174,7 +174,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             raise
         notifier = Notifier(store, retries=settings.webhook_retries, backoff_s=settings.webhook_backoff_s,
                             timeout_s=settings.webhook_timeout_s, policy=WebhookPolicy(settings.webhook_allow))
-        jobs = JobRunner(store, registry, trained_dir=data / "models")
+        jobs = JobRunner(store, registry, trained_dir=data / "models", device=settings.train_device)
         app.state.earshot = ServiceState(settings=settings, store=store, registry=registry, notifier=notifier, jobs=jobs)
         notifier.start()
         jobs.start()

@@ -71,10 +71,11 @@ def count_training_snippets(session, machine: Machine, *, include_unlabelled: bo
 class JobRunner:
     """Queue and run training jobs in one worker thread."""
 
-    def __init__(self, store: Store, registry: ModelRegistry, *, trained_dir: Path):
+    def __init__(self, store: Store, registry: ModelRegistry, *, trained_dir: Path, device: str = "auto"):
         self.store = store
         self.registry = registry
         self.trained_dir = Path(trained_dir)
+        self.device = device  # where training jobs run (Settings.train_device)
         self._queue: "queue.Queue[Optional[str]]" = queue.Queue()
         self._thread: Optional[threading.Thread] = None
 
@@ -206,7 +207,7 @@ class JobRunner:
                 for sn in snippets:
                     w.writerow([str(self.store.audio_file(sn.audio_path).resolve()), "normal", job.machine, "train"])
             out = self.trained_dir / job.machine
-            model_params = {"epochs": int(params["epochs"]), "threshold": params["threshold"]}
+            model_params = {"epochs": int(params["epochs"]), "threshold": params["threshold"], "device": self.device}
             started = time.perf_counter()
             result = train(manifest, out, model="dense-ae", model_params=model_params, features=features,
                            group_by="none", seed=int(params.get("seed", 0)), progress=progress)

@@ -7,6 +7,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from earshot.detection import check_device
 from earshot.errors import ParameterError
 from earshot.io.limits import SERVICE_LIMITS, DecodeLimits
 from earshot.service.webhooks import WebhookError, WebhookPolicy
@@ -65,6 +66,9 @@ class Settings(BaseModel):
         Fewest normal snippets ``POST /machines/{machine}/train`` accepts.
     train_epochs : int
         Default epochs of a machine's training job.
+    train_device : str
+        Where training jobs run: ``auto`` (CUDA when torch sees a GPU, else the CPU), ``cpu`` or
+        ``cuda``; the trained bundle scores without torch either way.
     timeline_window_s : float
         Bin width of the per-window timeline returned by ``POST /score?timeline=true``.
     """
@@ -97,6 +101,7 @@ class Settings(BaseModel):
     webhook_allow: tuple[str, ...] = ()
     train_min_snippets: int = Field(10, ge=1)
     train_epochs: int = Field(30, ge=1)
+    train_device: str = "auto"
     timeline_window_s: float = Field(1.0, gt=0)
 
     def __init__(self, **data):
@@ -112,6 +117,15 @@ class Settings(BaseModel):
     def _key(cls, value: Optional[str]) -> Optional[str]:
         if value is not None and not value.strip():
             return None
+        return value
+
+    @field_validator("train_device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        try:
+            check_device("train_device", value)
+        except ParameterError:
+            raise ValueError("expected auto, cpu, cuda or cuda:N") from None
         return value
 
     @field_validator("webhook_allow")
