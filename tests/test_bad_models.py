@@ -110,6 +110,7 @@ def test_service_timeline_with_a_clip_level_model_is_a_422(gauss, clip, tmp_path
         assert client.post("/score", files=files).status_code == 200
         r = client.post("/score?timeline=true", files=files)
         assert r.status_code == 422 and "scores whole clips" in r.json()["detail"], r.text
+        assert [m["streams"] for m in client.get("/models").json()["models"]] == [False]  # the web page asks no timeline
 
 
 # ---------------------------------------------------------------------- item 13: another machine's clip

@@ -58,6 +58,7 @@ class ModelEntry:
             "source": self.source,
             "group": self.group,
             "kind": self.bundle.kind,
+            "streams": self.bundle.streams,  # false: clip-level (gauss, knn, embed), no timeline
             "threshold": self.bundle.threshold_,
             "threshold_method": m.get("threshold", {}).get("method"),
             "threshold_source": m.get("threshold", {}).get("source"),

@@ -310,15 +310,19 @@ async function tryPage() {
     const fd = new FormData(); fd.append("file", blob, filename); if (select.value) fd.append("model", select.value);
     out.replaceChildren(h("span", { class: "muted" }, "scoring…"));
     try {
-      const r = await api("/score?timeline=true&spectrogram=true", { method: "POST", body: fd });
+      // a clip-level model (gauss, knn, embed) gives one score per clip: no timeline to ask for
+      const chosen = models.find((mo) => mo.name === (select.value || def));
+      const streams = !chosen || chosen.streams !== false;
+      const r = await api(`/score?timeline=${streams}&spectrogram=true`, { method: "POST", body: fd });
       out.replaceChildren(
         h("p", {}, h("span", { class: `verdict ${r.verdict}`, id: "try-verdict" }, r.verdict),
           h("span", { class: "muted" }, ` score ${fmt(r.score)} / threshold ${fmt(r.threshold)} · model ${r.model} · ${r.duration_s.toFixed(2)} s at ${r.sr} Hz`
             + (r.resampled_from ? ` (resampled to ${models.find((mo) => mo.name === r.model)?.features.sr} Hz)` : ""))),
         h("h2", {}, "Spectrogram"), h("img", { class: "spec big", id: "try-spectrogram", src: r.spectrogram_png, alt: "log-mel spectrogram" }),
-        h("h2", {}, "Timeline"), timelinePlot(r.timeline, r.duration_s),
-        h("p", { class: "muted" }, r.timeline.events.length ? `${r.timeline.events.length} anomalous stretch(es): ` +
-          r.timeline.events.map((e) => `${e.start_s}–${e.end_s} s`).join(", ") : "No anomalous stretch."));
+        ...(r.timeline ? [h("h2", {}, "Timeline"), timelinePlot(r.timeline, r.duration_s),
+          h("p", { class: "muted" }, r.timeline.events.length ? `${r.timeline.events.length} anomalous stretch(es): ` +
+            r.timeline.events.map((e) => `${e.start_s}–${e.end_s} s`).join(", ") : "No anomalous stretch.")]
+          : [h("p", { class: "muted" }, `No timeline: this ${chosen ? chosen.kind : ""} model scores whole clips.`)]));
     } catch (e) { showError(out, e); }
   }
   view.replaceChildren(h("h1", {}, "Try a sound"),
