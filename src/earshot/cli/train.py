@@ -22,7 +22,7 @@ def register(app: typer.Typer, out, err) -> None:
     def train(
         data: DataArg,
         out_dir: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
-        model: Annotated[str, typer.Option(help=f"Detector kind: {' | '.join(MODEL_KINDS)} (the README: which one when).")] = "dense-ae",
+        model: Annotated[str, typer.Option(help=f"Detector kind: {' | '.join(MODEL_KINDS)} (docs/models.md: which one when).")] = "dense-ae",
         group_by: Annotated[str, typer.Option(help="One model per: id | machine | none.")] = "id",
         epochs: Annotated[Optional[int], typer.Option(help="Training epochs (default: the model's, 30 for dense-ae).")] = None,
         batch_size: Annotated[Optional[int], typer.Option(help="Windows per training step (default: the model's, 512 for dense-ae, 32 for cnn).")] = None,
