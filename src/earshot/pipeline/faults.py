@@ -1,0 +1,149 @@
+"""Fault signatures of a model: which confirmed fault each new anomalous clip resembles.
+
+The embedding is one every bundle can compute without torch: the clip statistics of
+:mod:`earshot.features.clipstats` (:data:`FAULT_STATS`) on the bundle's own log-mel (a bundle's
+scoring graph outputs only a score). :func:`fault_signatures` fits
+:class:`~earshot.evaluation.faults.FaultSignatures` on the clips a labels CSV gives a fault
+to; :func:`closest_faults` answers for a folder of clips and, where the CSV also gives those
+clips a fault, a confusion matrix of fault types.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from earshot.datasets.csvfiles import read_csv
+from earshot.errors import AudioError, ParameterError
+from earshot.evaluation.faults import FaultSignatures, confusion_matrix
+from earshot.features.clipstats import clip_stats
+from earshot.pipeline.batch import walk_audio
+from earshot.pipeline.drift import MAX_REFERENCE_FILES, pick_bundle
+
+__all__ = ["FAULT_STATS", "closest_faults", "fault_embeddings", "fault_signatures", "normal_reference",
+           "read_fault_labels"]
+
+log = logging.getLogger(__name__)
+
+#: Clip statistics used as the fault embedding (the layout of the frugal detectors).
+FAULT_STATS = {"n_bands": 8, "n_mean_bands": 32, "peak": True, "level": "leq"}
+
+
+def fault_embeddings(logmels: list[np.ndarray]) -> np.ndarray:
+    """Fault embeddings ``(n_clips, n_stats)`` of log-mel clips ``(n_mels, n_time)`` in dB."""
+    return clip_stats(logmels, **FAULT_STATS)
+
+
+def normal_reference(bundle: Any) -> Optional[np.ndarray]:
+    """Fault embeddings of the bundle's training (normal) files that can still be read.
+
+    Up to :data:`~earshot.pipeline.drift.MAX_REFERENCE_FILES`, evenly spaced; None when fewer
+    than two can be read (the signatures then standardise by the labelled set).
+    """
+    files = [Path(p) for p in bundle.manifest.get("training", {}).get("files", [])]
+    if len(files) > MAX_REFERENCE_FILES:
+        files = [files[i] for i in np.linspace(0, len(files) - 1, MAX_REFERENCE_FILES).round().astype(int)]
+    logmels = []
+    for p in files:
+        try:
+            logmels.append(bundle.extract(p))
+        except (AudioError, OSError, ParameterError):
+            continue
+    return fault_embeddings(logmels) if len(logmels) >= 2 else None
+
+
+def read_fault_labels(labels: str | os.PathLike) -> dict[Path, str]:
+    """``{resolved path: fault}`` from a CSV with ``path`` and ``fault`` columns.
+
+    Paths are relative to the CSV's folder; rows with an empty fault (normal clips, unlabelled
+    anomalies) are skipped.
+    """
+    csv_path = Path(os.path.abspath(labels))
+    if not csv_path.is_file():
+        raise ParameterError(f"labels {str(csv_path)!r} does not exist")
+    out = {}
+    for _where, row in read_csv(csv_path, required=("path", "fault"), what="labels file"):
+        if row["fault"]:
+            out[(csv_path.parent / row["path"]).resolve()] = row["fault"]
+    return out
+
+
+def fault_signatures(model: str | os.PathLike, labels: str | os.PathLike, *, group: Optional[str] = None,
+                     quantile: float = 0.95) -> tuple[Any, FaultSignatures]:
+    """The bundle of ``model`` and fault signatures fitted on the clips ``labels`` gives a fault."""
+    bundle = pick_bundle(model, group)
+    faults = read_fault_labels(labels)
+    if len(faults) < 2:
+        raise ParameterError(f"{labels}: expected at least two clips with a fault label, got {len(faults)}")
+    missing = [p for p in faults if not p.is_file()]
+    if missing:
+        raise ParameterError(f"{labels}: labelled clip {str(missing[0])!r} does not exist")
+    paths = sorted(faults)
+    X = fault_embeddings([bundle.extract(p) for p in paths])
+    return bundle, FaultSignatures(quantile=quantile).fit(X, [faults[p] for p in paths], normal_reference(bundle))
+
+
+def closest_faults(model: str | os.PathLike, labels: str | os.PathLike, folder: str | os.PathLike, *,
+                   group: Optional[str] = None, quantile: float = 0.95) -> dict[str, Any]:
+    """The closest confirmed fault of each clip of ``folder``.
+
+    Parameters
+    ----------
+    model : path-like
+        A bundle or model set (``group`` picks one of several); its log-mel settings are used.
+    labels : path-like
+        CSV ``path,fault`` of confirmed anomalies. Labelled clips inside ``folder`` are left out
+        of the signatures and, with their fault as truth, fill the confusion matrix.
+    folder : path-like
+        New anomalous clips (walked for .wav/.flac).
+
+    Returns
+    -------
+    dict
+        JSON-safe: ``clips`` (``path`` and the fields of
+        :meth:`~earshot.evaluation.faults.FaultMatch.to_dict`, plus ``true_fault`` when known),
+        ``threshold``, ``threshold_source``, ``scale_source``, ``n_labelled``, ``faults`` (known fault names) and,
+        when some clips of the folder carry a fault label, ``confusion`` ``{"names", "counts"}``
+        and ``accuracy`` (share whose answer is their true fault).
+    """
+    if not Path(folder).is_dir():
+        raise ParameterError(f"{folder}: not a folder of clips")
+    paths = list(walk_audio([folder]))
+    if not paths:
+        raise ParameterError(f"{folder}: no audio clips (.wav/.flac) to match")
+    faults = read_fault_labels(labels)
+    inside = {p.resolve() for p in paths}
+    reference = {p: f for p, f in faults.items() if p not in inside}
+    if len(reference) < 2:
+        raise ParameterError(f"{labels}: expected at least two labelled clips outside {folder}, got {len(reference)}")
+    bundle = pick_bundle(model, group)
+    ref_paths = sorted(reference)
+    missing = [p for p in ref_paths if not p.is_file()]
+    if missing:
+        raise ParameterError(f"{labels}: labelled clip {str(missing[0])!r} does not exist")
+    sig = FaultSignatures(quantile=quantile).fit(fault_embeddings([bundle.extract(p) for p in ref_paths]),
+                                                 [reference[p] for p in ref_paths], normal_reference(bundle))
+    matches = sig.match(fault_embeddings([bundle.extract(p) for p in paths]))
+    clips = []
+    for p, m in zip(paths, matches):
+        row = {"path": str(p), **m.to_dict()}
+        if p.resolve() in faults:
+            row["true_fault"] = faults[p.resolve()]
+        clips.append(row)
+    out: dict[str, Any] = {"model": str(model), "folder": str(folder), "threshold": sig.threshold_,
+                           "threshold_source": sig.threshold_source_,
+                           "scale_source": sig.scale_source_, "n_labelled": len(ref_paths),
+                           "faults": sorted(set(sig.faults_)), "clips": clips}
+    truth = [c for c in clips if "true_fault" in c]
+    if truth:
+        rows = sorted(set(sig.faults_) | {c["true_fault"] for c in truth})
+        names, counts = confusion_matrix([c["true_fault"] for c in truth], [c["answer"] for c in truth], rows)
+        out["confusion"] = {"names": names, "counts": counts.tolist()}
+        out["accuracy"] = float(np.mean([c["answer"] == c["true_fault"] for c in truth]))
+    log.info("closest faults of %d clips in %s (%d labelled clips, threshold %.3f)", len(clips), folder,
+             len(ref_paths), sig.threshold_)
+    return out
