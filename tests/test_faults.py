@@ -14,6 +14,7 @@ from earshot.features.config import FeatureConfig
 from earshot.features.mel import log_mel
 from earshot.pipeline.faults import closest_faults, fault_embeddings
 from earshot.synth import render_clip
+from helpers.cli import one_line_error, run
 
 SR = 16000
 
@@ -91,7 +92,7 @@ def test_synthetic_fan_faults_are_told_apart():
 
 
 @pytest.mark.slow
-def test_closest_faults_through_a_model(tmp_path):
+def test_closest_faults_through_a_model_and_the_cli(tmp_path, capsys):
     from earshot.pipeline import train  # deferred: training pulls in the detectors (start-up speed)
 
     rng = np.random.default_rng(5)
@@ -117,6 +118,19 @@ def test_closest_faults_through_a_model(tmp_path):
     assert out["confusion"]["names"][:2] == ["blade_damage", "imbalance"]
     assert np.asarray(out["confusion"]["counts"]).sum() == 6
     assert out["accuracy"] >= 5 / 6
+    (tmp_path / "bad.csv").write_text("path,label\nx.wav,1\n")
     with pytest.raises(DatasetError, match="no .fault. column"):
-        (tmp_path / "bad.csv").write_text("path,label\nx.wav,1\n")
         closest_faults(tmp_path / "model", tmp_path / "bad.csv", tmp_path / "new")
+
+    code, stdout, err = run(["faults", tmp_path / "model", tmp_path / "labels.csv", tmp_path / "new",
+                             "--json", tmp_path / "f.json"], capsys)
+    assert code == 0, err
+    assert "confusion matrix of fault types" in stdout and "imbalance" in stdout
+    assert (tmp_path / "f.json").is_file()
+    code, _, err = run(["faults", tmp_path / "model", tmp_path / "bad.csv", tmp_path / "new",
+                        "--json", tmp_path / "g.json"], capsys)
+    one_line_error(code, err, "bad.csv", "fault")
+    assert not (tmp_path / "g.json").exists()
+    code, _, err = run(["faults", tmp_path / "model", tmp_path / "labels.csv", tmp_path / "new", "--quantile", "2"],
+                       capsys)
+    one_line_error(code, err, "quantile")

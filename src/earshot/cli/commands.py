@@ -11,7 +11,7 @@ import importlib
 
 #: Modules under earshot.cli, registered in this order.
 MODULES: list[str] = ["train", "score", "evaluate", "info", "synth", "demo", "explore", "serve", "detect", "listen",
-                      "cv", "export", "drift"]
+                      "cv", "export", "drift", "faults"]
 
 
 def register_all(app, out, err) -> None:
