@@ -75,3 +75,17 @@ def fake_sd(monkeypatch) -> Callable[..., FakeSoundDevice]:
         return install(monkeypatch, *devices, default_input=default_input)
 
     return _install
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """One summary line: how many service tests ran against the throw-away PostgreSQL server."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = terminalreporter.stats.get(outcome, [])
+        n = sum(1 for r in reports if "postgresql" in getattr(r, "nodeid", "") and getattr(r, "when", "call") in
+                ("call", "setup") and (outcome != "passed" or r.when == "call"))
+        if n:
+            counts[outcome] = n
+    if counts:
+        terminalreporter.write_line("PostgreSQL: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                                    + " (service tests run against a throw-away server; the same tests ran on SQLite)")
