@@ -4,7 +4,8 @@ Usage: .venv/bin/python bench/features.py [--clips N] [--repeat R]
 
 Makes N ten-second 16 kHz clips of noise + tones, times earshot's log_mel (one clip per call
 and log_mel_batch) and librosa (melspectrogram + power_to_db, on the same clips), for 64 and
-128 mels (n_fft 1024, hop 512); then writes the clips as PCM_16 wavs and times
+128 mels (n_fft 1024, hop 512) and scipy.fft.rfft alone on as many frames (the FFT ceiling of
+one core); then writes the clips as PCM_16 wavs and times
 earshot.io.load + log_mel per file. Prints a table and the peak RSS. No assertions: the
 budgets (docs: DESIGN.md "Performance budgets") are read off the table.
 """
@@ -90,6 +91,21 @@ def main(argv: list[str] | None = None) -> None:
             (f"{n_mels} mels  librosa (2-D batch)", n / t_lib_batch, ""),
             (f"{n_mels} mels  librosa per clip", n / t_lib_clip, f"max |diff| {err:.1e} dB"),
         ]
+
+    # The FFT alone, as log_mel runs it (float32, 313 frames x 1024 per clip, one thread): the
+    # ceiling of log-mel on this machine's scipy.fft, one core.
+    import scipy.fft as sp_fft
+
+    block = np.resize(Y[0], (313, 1024))  # any audio: the FFT time does not depend on it
+    frames = np.empty_like(block)
+
+    def fft_only() -> None:
+        for _ in range(n):
+            np.copyto(frames, block)
+            sp_fft.rfft(frames, axis=-1, overwrite_x=True)
+
+    rows.append(("FFT alone (313 x 1024 rfft per clip), 1 thread", n / best_time(fft_only, repeat=rep),
+                 "ceiling of one core"))
 
     cfg = FeatureConfig(n_mels=64)
     with tempfile.TemporaryDirectory(prefix="earshot-bench-") as tmp:

@@ -84,6 +84,8 @@ def bench_scoring(n_files: int) -> None:
         print(f"  the same, all files decoded first, then one ONNX run: {n_files / dt_serial:8.1f} files/s  "
               "(how score_files worked before its lanes)")
 
+        bench_onnx_options(bundle, paths[:64])
+
         import librosa
         import torch
 
@@ -102,6 +104,46 @@ def bench_scoring(n_files: int) -> None:
         dt_ref = time.perf_counter() - t
         print(f"score from wav, reference (librosa + torch)       : {n_ref / dt_ref:8.1f} files/s  ({n_ref} files)")
         print(f"ratio earshot / reference                         : {(n_files / dt) / (n_ref / dt_ref):8.1f} x")
+
+
+def bench_onnx_options(bundle, paths: list[Path]) -> None:
+    """One-thread ONNX ms per file: files per call, and dynamic int8 MatMuls (measured, not a default)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    t_extract = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        mels = [bundle.extract(p) for p in paths]
+        t_extract = min(t_extract, (time.perf_counter() - t) / len(paths))
+    print(f"  decode + log-mel (bundle.extract), serial         : {t_extract * 1e3:6.2f} ms/file")
+    x = np.ascontiguousarray(np.stack([m.T for m in mels]), dtype=np.float32)
+    n = len(x)
+    with tempfile.TemporaryDirectory() as tmp:
+        q8 = Path(tmp) / "q8.onnx"
+        quantize_dynamic(str(bundle.path / "model.onnx"), str(q8), weight_type=QuantType.QInt8)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
+        runs = {
+            "float32, 8 files per call (the lanes)": (bundle.new_session(threads=1), 8),
+            "float32, 1 file per call": (bundle.new_session(threads=1), 1),
+            "dynamic int8 MatMuls, 1 file per call": (
+                ort.InferenceSession(str(q8), opts, providers=["CPUExecutionProvider"]), 1),
+        }
+        best = {k: float("inf") for k in runs}
+        for _ in range(5):  # interleaved, best kept: the machine is shared
+            for name, (sess, per) in runs.items():
+                t = time.perf_counter()
+                for i in range(0, n, per):
+                    sess.run(None, {"logmel": x[i : i + per]})
+                best[name] = min(best[name], (time.perf_counter() - t) / n)
+        ref = np.concatenate([runs["float32, 1 file per call"][0].run(None, {"logmel": x[i : i + 1]})[0]
+                              for i in range(n)]).mean(axis=1)
+        q = np.concatenate([runs["dynamic int8 MatMuls, 1 file per call"][0].run(None, {"logmel": x[i : i + 1]})[0]
+                            for i in range(n)]).mean(axis=1)
+    for name, sec in best.items():
+        print(f"  ONNX alone, one thread, {name:<38}: {sec * 1e3:6.2f} ms/file")
+    print(f"  int8 clip scores vs float32: max relative difference {np.abs(q - ref).max() / np.abs(ref).max():.1e}")
 
 
 def bench_train_memory(n_clips: int) -> None:
