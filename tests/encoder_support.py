@@ -46,3 +46,33 @@ def tiny_encoder(folder: Path, *, n_mels: int = 32, dim: int = 16, sr: int = 160
     spec = {k: v for k, v in spec.items() if v is not None}
     path.with_suffix(".json").write_text(json.dumps(spec), encoding="utf-8")
     return path
+
+
+def tiny_waveform_encoder(folder: Path, *, dim: int = 16, sr: int = 16000, seed: int = 0, name: str = "wenc") -> Path:
+    """A waveform-input encoder: ``(batch, 1, n_samples)`` -> Conv1d stack -> log of the mean
+    over time ``(batch, dim)``. Writes ``folder/<name>.onnx`` and its contract; returns the .onnx path."""
+    import torch
+    from torch import nn
+
+    class TinyWave(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(seed)
+            self.conv = nn.Sequential(nn.Conv1d(1, dim, 64, stride=32), nn.ReLU(),
+                                      nn.Conv1d(dim, dim, 3, padding=1), nn.ReLU())
+
+        def forward(self, x):  # (batch, 1, n_samples), [-1, 1]
+            return torch.log(self.conv(x).mean(dim=2) + 1e-3)
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TinyWave().eval(), (torch.zeros(2, 1, 4000),), str(path), input_names=["audio"],
+                          output_names=["embedding"], opset_version=17, dynamo=False,
+                          dynamic_axes={"audio": {0: "batch", 2: "n_samples"}, "embedding": {0: "batch"}})
+    spec = {"input_kind": "waveform", "input_name": "audio", "input_shape": ["batch", 1, "n_samples"], "sr": sr,
+            "output_name": "embedding", "output_size": dim, "min_samples": 64,
+            "description": "tiny test waveform encoder"}
+    path.with_suffix(".json").write_text(json.dumps(spec), encoding="utf-8")
+    return path

@@ -203,3 +203,66 @@ def test_export_joins_the_front_end(model, data, tmp_path, capsys):
         y = sf.read(path, dtype="float32")[0]
         _, score = session.run(None, {"waveform": y[None]})
         assert score[0] == pytest.approx(bundle.score_files([path])[0], rel=1e-3, abs=1e-3)
+
+
+def test_waveform_encoder_trains_saves_and_scores_torch_free(data, tmp_path, capsys):
+    """A waveform-input encoder (Conv1d stack + mean pool): the bundle records that its graph
+    takes the waveform, scores files torch-free through the same k-NN head, and refuses the
+    log-mel-only paths (detect, export) in one line."""
+    from encoder_support import tiny_waveform_encoder
+
+    wenc = tiny_waveform_encoder(tmp_path / "wenc")
+    model = tmp_path / "wmodel"
+    assert main(["train", str(data), "--out", str(model), "--model", "encoder", "--param", f"encoder={wenc}",
+                 "--group-by", "none"]) == 0, capsys.readouterr().err
+    bundle = Bundle(model)
+    scoring = bundle.manifest["scoring"]
+    assert (scoring["input"], scoring["input_shape"], scoring["sr"], scoring["min_samples"]) == (
+        "waveform", ["batch", "n_samples"], 16000, 64)
+    assert bundle.manifest["fitted"]["contract"]["input_kind"] == "waveform" and not bundle.streams
+    normal, tone = _wavs(data, tmp_path / "wav")
+    code = (
+        "import sys, json\n"
+        "from earshot.bundle import Bundle\n"
+        f"b = Bundle({str(model)!r})\n"
+        f"s = b.score_files([{str(normal)!r}, {str(tone)!r}])\n"
+        "bad = [k for k in sys.modules if k.split('.')[0] in ('torch', 'onnx', 'matplotlib')]\n"
+        "assert not bad, bad\n"
+        "print(json.dumps([float(v) for v in s]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    scores = json.loads(run.stdout)
+    assert scores[1] > bundle.threshold_ > 0 and scores[1] > 5 * scores[0], scores
+    # the same path in-process, the reloaded detector on the same waveforms, and the numpy head
+    det = load_detector(model)
+    waves = [bundle.extract(normal), bundle.extract(tone)]
+    assert waves[0].ndim == 1
+    np.testing.assert_allclose(scores, bundle.score_samples(waves), rtol=1e-6)
+    np.testing.assert_allclose(det.score_samples(waves), scores, rtol=1e-6)
+    logmel = [np.zeros((N_MELS, 60), np.float32)]
+    with pytest.raises(ParameterError, match="takes 1-D signals"):
+        det.score_samples(logmel)
+    with pytest.raises(ParameterError, match="takes waveforms"):
+        bundle.score_samples(logmel)
+    for argv, what in ((["detect", str(model), str(normal), "--out", str(tmp_path / "t")], "whole clips only"),
+                       (["listen", str(model), "--input", str(normal), "--fast"], "takes waveforms"),
+                       (["export", str(model), "--out", str(tmp_path / "edge")], "takes waveforms")):
+        assert main(argv) != 0
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("earshot: error")]
+        assert len(errors) == 1 and what in errors[0], errors
+    assert not (tmp_path / "edge").exists()
+
+
+def test_waveform_contract_fields(tmp_path, rng):
+    """A waveform contract names n_samples and has no n_mels or log-mel settings."""
+    from encoder_support import tiny_waveform_encoder
+
+    wenc = tiny_waveform_encoder(tmp_path / "w")
+    for change, field in (({"n_mels": 32}, "n_mels"), ({"hop_length": 160}, "hop_length"),
+                          ({"input_shape": ["batch", "n_time", "n_mels"]}, "input_shape"),
+                          ({"min_samples": 10 ** 6}, "min_samples")):
+        bad = _bad(wenc, tmp_path / field, change)
+        with pytest.raises(ParameterError) as info:
+            make_detector("encoder", encoder=str(bad)).fit([rng.normal(0, 0.1, 8000) for _ in range(3)])
+        assert "\n" not in str(info.value) and field in str(info.value), str(info.value)

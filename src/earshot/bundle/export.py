@@ -330,6 +330,8 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike, *, group: str
     if group is not None and group not in ms.bundles:
         raise ParameterError(f"group: expected one of {', '.join(ms.groups)}, got {group!r}")
     groups = [group] if group is not None else ms.groups
+    for g in groups:
+        ms.bundles[g].refuse_waveform_input("earshot export")
     names = {g: group_dirname(g) for g in groups}
     if len(set(names.values())) < len(names) or "index" in names.values():
         raise BundleError(f"{ms.path}: groups {', '.join(groups)} do not have distinct file names")

@@ -113,13 +113,7 @@ def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel:
         },
         "aggregate": detector.get_params().get("aggregate", "mean"),
         "score_direction": SCORE_DIRECTION,
-        "scoring": {
-            "graph": ONNX_FILE,
-            "input": "logmel",
-            "input_shape": ["batch", "n_time", "n_mels"],
-            "output": "window_scores",
-            "min_frames": int(detector.get_params().get("n_frames", 1)),
-        },
+        "scoring": _scoring(detector, features),
         "fitted": state,
         "training": training or {},
         "validation": validation or {},
@@ -127,6 +121,18 @@ def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel:
     with open(directory / MANIFEST, "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=2, allow_nan=False, default=_json_default)
     return manifest
+
+
+def _scoring(detector, features: FeatureConfig) -> dict[str, Any]:
+    """The manifest's ``scoring``: what ``model.onnx`` takes. A detector whose ``input`` is
+    ``"waveform"`` (a waveform-input encoder) takes the decoded signal at ``sr``; every other
+    takes the log-mel (no ``input`` recorded in older bundles means log-mel too)."""
+    scoring = {"graph": ONNX_FILE, "input": "logmel", "input_shape": ["batch", "n_time", "n_mels"],
+               "output": "window_scores", "min_frames": int(detector.get_params().get("n_frames", 1))}
+    if getattr(detector, "input", "logmel") == "waveform":
+        scoring.update(input="waveform", input_shape=["batch", "n_samples"], sr=int(features.sr), min_frames=1,
+                       min_samples=int(detector.contract_.min_samples))
+    return scoring
 
 
 def _json_default(obj):

@@ -1,4 +1,5 @@
-"""A loaded bundle: scores log-mel clips or audio files through ONNX (no torch)."""
+"""A loaded bundle: scores log-mel clips (or, for a waveform-input encoder, waveforms) or audio
+files through ONNX (no torch)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.errors import BundleError, ParameterError
 from earshot.features.config import FeatureConfig
-from earshot.features.extract import file_log_mel
+from earshot.features.extract import file_log_mel, file_waveform
 from earshot.io.channels import channel_rule
 
 __all__ = ["Bundle"]
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Windows per ONNX call.
 _CHUNK_WINDOWS = 8192
+#: Whole signals per ONNX call for a waveform model (a 10 s clip at 16 kHz is 640 kB).
+_WAVEFORM_CLIPS = 32
 #: Files one lane of :meth:`Bundle.score_files` decodes and scores at a time.
 _LANE_FILES = 8
 
@@ -86,9 +89,13 @@ class Bundle(Detector):
             self.threshold_ = _threshold(self.manifest["threshold"], manifest_path)
             self.aggregate = str(self.manifest.get("aggregate", "mean"))
             self.min_frames = int(self.manifest["scoring"]["min_frames"])
+            self.input = str(self.manifest["scoring"].get("input", "logmel"))
+            self.min_samples = int(self.manifest["scoring"].get("min_samples", 1))
             self.kind = str(self.manifest["model"]["kind"])
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{manifest_path}: incomplete manifest ({exc})") from None
+        if self.input not in ("logmel", "waveform"):
+            raise BundleError(f"{manifest_path}: scoring.input: expected 'logmel' or 'waveform', got {self.input!r}")
         onnx_path = self.path / ONNX_FILE
         if not onnx_path.exists():
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
@@ -129,6 +136,8 @@ class Bundle(Detector):
         Told by the graph itself: a log-mel twice the model's window long gives one score
         from a clip-level model, several from a windowed one (one ONNX call, remembered).
         """
+        if self._streams is None and self.input == "waveform":
+            self._streams = False  # a waveform encoder gives one score per clip
         if self._streams is None:
             x = np.zeros((1, 2 * self.min_frames, self.features.n_mels), dtype=np.float32)
             (scores,) = self._session.run(None, {"logmel": x})
@@ -142,6 +151,13 @@ class Bundle(Detector):
                 f"{name or self.path}: {what} needs a model that scores windows of a recording (dense-ae, lstm-ae, "
                 f"cnn); this {self.kind} model scores whole clips only (train one with --model dense-ae, or score "
                 "clips with earshot score / POST /score)")
+
+    def refuse_waveform_input(self, what: str, name: str | None = None) -> None:
+        """Refuse, in one line, ``what`` (a timeline, an export) with a model fed waveforms
+        (``scoring.input`` ``"waveform"``, a waveform-input encoder): those paths feed log-mel."""
+        if self.input == "waveform":
+            raise ParameterError(f"{name or self.path}: {what} is not available for a model that takes waveforms "
+                                 "(a waveform-input encoder); score its clips with earshot score")
 
     def fit(self, X: Any, y: Any = None) -> "Bundle":
         raise ParameterError("a loaded bundle cannot be refitted: train a new model with `earshot train`")
@@ -158,6 +174,8 @@ class Bundle(Detector):
             The session to run (default: the bundle's).
         """
         session = session or self._session
+        if self.input == "waveform":
+            return self._waveform_scores(X, session)
         clips = check_clips(X, min_time=self.min_frames)
         if clips[0].shape[0] != self.features.n_mels:
             raise ParameterError(f"X: expected {self.features.n_mels} mel bands as in training, got {clips[0].shape[0]}")
@@ -174,6 +192,25 @@ class Bundle(Detector):
                     out[i] = s.astype(np.float64)
         return out  # type: ignore[return-value]
 
+    def _waveform_scores(self, X: Sequence[np.ndarray], session) -> list[np.ndarray]:
+        """:meth:`window_scores` of a waveform model: one score per 1-D signal at the model's sr."""
+        clips = [np.asarray(x, dtype=np.float32) for x in X]
+        for i, c in enumerate(clips):
+            if c.ndim != 1 or c.size < self.min_samples:
+                raise ParameterError(f"X: clip {i}: this model takes waveforms of at least {self.min_samples} samples "
+                                     f"at {self.features.sr} Hz (n_samples,), got shape {c.shape}")
+        lengths = np.array([c.size for c in clips])
+        out: list[np.ndarray | None] = [None] * len(clips)
+        for length in np.unique(lengths):
+            idx = np.flatnonzero(lengths == length)
+            per_call = _WAVEFORM_CLIPS
+            for b in range(0, len(idx), per_call):
+                chunk = idx[b : b + per_call]
+                (scores,) = session.run(None, {"waveform": np.ascontiguousarray(np.stack([clips[i] for i in chunk]))})
+                for i, s in zip(chunk, scores):
+                    out[i] = s.astype(np.float64)
+        return out  # type: ignore[return-value]
+
     def score_samples(self, X: Sequence[np.ndarray], *, session=None) -> np.ndarray:
         """Clip scores ``(n_clips,)``: the bundle's aggregate of each clip's window scores.
 
@@ -183,6 +220,8 @@ class Bundle(Detector):
 
     def score_clip(self, logmel: np.ndarray) -> tuple[float, np.ndarray]:
         """One clip in one ONNX call: its score (the bundle's aggregate) and its window scores.
+
+        ``logmel`` is what :meth:`extract` gives (a waveform ``(n_samples,)`` for a waveform model).
 
         The score depends on this clip only, never on which clips share a batch (float32
         kernels round differently for other batch shapes): what ``earshot score`` (batch) and
@@ -196,7 +235,10 @@ class Bundle(Detector):
         return {"score": float(score), "threshold": self.threshold_, "is_anomalous": bool(score > self.threshold_)}
 
     def extract(self, path: str | os.PathLike) -> np.ndarray:
-        """Decode one audio file and compute its log-mel ``(n_mels, n_time)`` as in training."""
+        """Decode one audio file and compute its log-mel ``(n_mels, n_time)`` as in training (a
+        waveform model: the decoded mono signal ``(n_samples,)`` at its sr, see ``scoring.input``)."""
+        if self.input == "waveform":
+            return file_waveform(path, self.features.sr, channel=self.channel, min_samples=self.min_samples)
         return file_log_mel(path, self.features, channel=self.channel, min_frames=self.min_frames)
 
     def score_files(self, paths: Sequence[str | os.PathLike], *,

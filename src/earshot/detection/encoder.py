@@ -9,7 +9,8 @@ held-out distance of its own normal clips, the smallest kept (:class:`DomainKnn`
 held-out distances are leave-one-out, exact for a frozen encoder.
 
 There is one scoring path: the fitted detector builds one ONNX graph, log-mel ``(batch,
-n_time, n_mels)`` -> the layout of the contract -> the encoder -> the k-NN head ->
+n_time, n_mels)`` (a waveform encoder: the waveform ``(batch, n_samples)``, see :attr:`input`)
+-> the layout of the contract -> the encoder -> the k-NN head ->
 ``window_scores (batch, 1)`` (:mod:`earshot.detection.encoder_graph`); :meth:`score_samples`
 runs it with onnxruntime, and the bundle stores it as its ``model.onnx`` (so scoring stays
 torch-free and ``earshot export`` joins it to the waveform front end like any other).
@@ -26,7 +27,7 @@ import numpy as np
 
 from earshot._util.validate import check_int
 from earshot.detection.base import Detector
-from earshot.detection.encoder_contract import EncoderContract, contract_path
+from earshot.detection.encoder_contract import EncoderContract, contract_path, read_contract
 from earshot.detection.encoder_graph import (
     NORM_EPS,
     error_line,
@@ -48,6 +49,20 @@ from earshot.errors import ParameterError
 __all__ = ["EncoderDetector"]
 
 _METRICS = ("cosine", "euclidean")
+
+
+def _waveforms(X: Sequence[np.ndarray], min_samples: int) -> list[np.ndarray]:
+    """Check the clips of a waveform encoder: 1-D float signals of at least ``min_samples``."""
+    clips = [np.asarray(x, dtype=np.float32) for x in X]
+    if not clips:
+        raise ParameterError("X: no clips")
+    for i, c in enumerate(clips):
+        if c.ndim != 1:
+            raise ParameterError(f"X: clip {i}: a waveform encoder takes 1-D signals (n_samples,), got shape {c.shape}")
+        if c.size < min_samples:
+            raise ParameterError(f"X: clip {i} has {c.size} samples; the encoder needs at least {min_samples} "
+                                 "(contract min_samples)")
+    return clips
 
 
 # ---------------------------------------------------------------------- the detector
@@ -115,7 +130,21 @@ class EncoderDetector(Detector):
                                  f"(--param encoder=enc.onnx), got {self.encoder!r}")
         return spec
 
+    @property
+    def input(self) -> str:
+        """What the detector is fitted on and scores: ``"logmel"`` clips ``(n_mels, n_time)`` or,
+        for an encoder whose contract says ``"input_kind": "waveform"``, ``"waveform"`` clips
+        ``(n_samples,)`` at the contract's ``sr`` (read from the contract before fitting)."""
+        contract = getattr(self, "contract_", None)
+        if contract is None:
+            if not isinstance(self.encoder, (str, Path)):
+                return "logmel"  # fit says what is wrong with the parameter
+            contract = read_contract(self.encoder)
+        return contract.input_kind
+
     def _check_clips(self, X: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+        if self.contract_.input_kind == "waveform":
+            return _waveforms(X, self.contract_.min_samples)
         clips = as_clips(X, self.n_frames)
         n_mels = int(np.shape(clips[0])[0])
         if n_mels != self.contract_.n_mels:
@@ -125,17 +154,20 @@ class EncoderDetector(Detector):
 
     def _run(self, session, clips: Sequence[np.ndarray], width: int) -> np.ndarray:
         """The session's one output per clip, ``(n_clips, width)``, clips of equal length batched."""
-        lengths = np.array([np.shape(c)[1] for c in clips])
+        lengths = np.array([np.shape(c)[-1] for c in clips])
         out = np.empty((len(clips), width))
         for length in np.unique(lengths):
             idx = np.flatnonzero(lengths == length)
             for b in range(0, len(idx), int(self.batch_size)):
                 chunk = idx[b : b + int(self.batch_size)]
+                # (n_mels, n_time) -> (n_time, n_mels); a waveform (n_samples,) stays as it is
                 x = np.ascontiguousarray(np.stack([np.asarray(clips[i], np.float32).T for i in chunk]))
+                kind = self.contract_.input_kind
                 try:
-                    (y,) = session.run(None, {"logmel": x})
+                    (y,) = session.run(None, {kind: x})
                 except Exception as exc:  # onnxruntime raises its own exception types
-                    raise ParameterError(f"encoder: {self.encoder} failed on clips of {length} frames "
+                    unit = "samples" if kind == "waveform" else "frames"
+                    raise ParameterError(f"encoder: {self.encoder} failed on clips of {length} {unit} "
                                          f"({error_line(exc)})") from None
                 if y.shape != (len(chunk), width):
                     raise ParameterError(f"encoder: output {self.contract_.output_name!r} has shape {y.shape} for "
@@ -150,7 +182,8 @@ class EncoderDetector(Detector):
         Parameters
         ----------
         X : sequence of np.ndarray or FrameStore
-            Normal clips ``(n_mels, n_time)`` in dB (at least 2), ``n_mels`` as the contract's.
+            Normal clips ``(n_mels, n_time)`` in dB (at least 2), ``n_mels`` as the contract's; for
+            a waveform encoder 1-D signals ``(n_samples,)`` at the contract's ``sr``.
         y : ignored
         metadata : sequence of dict, optional
             One dict per clip; its ``domain`` selects the per-domain references.
@@ -162,13 +195,12 @@ class EncoderDetector(Detector):
         self
         """
         spec = self._validate_params()
-        clips = as_clips(X, self.n_frames)
         encoder, contract = load_encoder(self.encoder)
         if self.n_frames < contract.min_frames:
             raise ParameterError(f"n_frames: the encoder needs clips of at least {contract.min_frames} frames "
                                  f"(contract min_frames), got n_frames={self.n_frames}")
         self.contract_ = contract
-        clips = self._check_clips(clips)
+        clips = self._check_clips(X)
         n = len(clips)
         if n < 2:
             raise ParameterError(f"X: encoder needs at least 2 normal clips, got {n}")

@@ -3,7 +3,7 @@
 An encoder ``enc.onnx`` comes with ``enc.json`` beside it (same name, ``.json``), a flat object::
 
     {
-      "input_kind": "logmel",                        # only log-mel encoders for now
+      "input_kind": "logmel",                        # or "waveform" (see below)
       "input_name": "logmel",                        # the ONNX graph's input
       "input_shape": ["batch", 1, "n_mels", "n_time"],
       "sr": 16000,                                   # the rate the log-mel is computed at
@@ -16,7 +16,12 @@ An encoder ``enc.onnx`` comes with ``enc.json`` beside it (same name, ``.json``)
 
 ``input_shape`` names the axes of the encoder's input in order: ``"batch"``, ``"n_time"`` and
 ``"n_mels"`` once each, plus any number of literal ``1`` (a channel axis, say). earshot feeds
-its log-mel in dB (see :func:`earshot.features.log_mel`), rearranged to that layout. Every
+its log-mel in dB (see :func:`earshot.features.log_mel`), rearranged to that layout.
+
+A waveform encoder (``"input_kind": "waveform"``) names ``"batch"`` and ``"n_samples"`` once
+each (plus literal ``1``), takes the decoded mono signal at ``sr`` (float32, [-1, 1]), has no
+``n_mels`` or feature settings, and may give ``min_samples`` (default 1) instead of
+``min_frames``. Every
 failure is one :class:`~earshot.errors.ParameterError` line naming the file and the field.
 The full description is in ``docs/encoder.md``.
 """
@@ -31,7 +36,7 @@ from typing import Any
 
 from earshot.errors import ParameterError
 
-__all__ = ["FEATURE_FIELDS", "EncoderContract", "check_graph", "contract_path", "read_contract"]
+__all__ = ["AXES", "FEATURE_FIELDS", "EncoderContract", "check_graph", "contract_path", "read_contract"]
 
 #: Optional contract fields naming feature settings (FeatureConfig's names) that must match.
 FEATURE_FIELDS = ("n_fft", "hop_length", "win_length", "fmin", "fmax", "power")
@@ -39,9 +44,10 @@ FEATURE_FIELDS = ("n_fft", "hop_length", "win_length", "fmin", "fmax", "power")
 _FLOAT = 1
 #: Feature settings `earshot train` has an option for.
 _CLI_FEATURES = ("sr", "n_mels", "n_fft", "hop_length")
-_AXES = ("batch", "n_time", "n_mels")
-_REQUIRED = ("input_kind", "input_name", "input_shape", "sr", "n_mels", "output_name", "output_size")
-_KNOWN = set(_REQUIRED) | {"min_frames", "description"} | set(FEATURE_FIELDS)
+#: The axes of each input kind, in earshot's own layout (what the scoring graph takes).
+AXES = {"logmel": ("batch", "n_time", "n_mels"), "waveform": ("batch", "n_samples")}
+_REQUIRED = ("input_kind", "input_name", "input_shape", "sr", "output_name", "output_size")
+_KNOWN = set(_REQUIRED) | {"n_mels", "min_frames", "min_samples", "description"} | set(FEATURE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -51,11 +57,13 @@ class EncoderContract:
     Attributes
     ----------
     input_kind : str
-        ``"logmel"``.
+        ``"logmel"`` or ``"waveform"``.
     input_name : str
     input_shape : tuple
-        Axis names (``"batch"``, ``"n_time"``, ``"n_mels"``) and literal ``1``.
-    sr, n_mels, output_size, min_frames : int
+        Axis names (``"batch"``, ``"n_time"``, ``"n_mels"``; ``"batch"``, ``"n_samples"`` for a
+        waveform) and literal ``1``.
+    sr, n_mels, output_size, min_frames, min_samples : int
+        ``n_mels`` is 0 for a waveform encoder.
     output_name : str
     features : dict
         Feature settings (of :data:`FEATURE_FIELDS`) the log-mel must be computed with.
@@ -70,6 +78,7 @@ class EncoderContract:
     output_name: str
     output_size: int
     min_frames: int = 1
+    min_samples: int = 1
     features: dict = field(default_factory=dict)
     description: str = ""
 
@@ -78,7 +87,8 @@ class EncoderContract:
         data = asdict(self)
         data["input_shape"] = list(self.input_shape)
         data.update(data.pop("features"))
-        return data
+        drop = ("n_mels", "min_frames") if self.input_kind == "waveform" else ("min_samples",)
+        return {k: v for k, v in data.items() if k not in drop}
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> EncoderContract:
@@ -96,23 +106,27 @@ class EncoderContract:
             return ParameterError(f"{where}: {name}: expected {expected}, got {data[name]!r}")
 
         kind = data["input_kind"]
-        if kind == "waveform":
-            raise ParameterError(f"{where}: input_kind: 'waveform' encoders are not supported yet (an earshot bundle "
-                                 "feeds its model log-mel); export the encoder from its log-mel input, see "
-                                 "docs/encoder.md")
-        if kind != "logmel":
-            raise bad("input_kind", "'logmel'")
+        if kind not in AXES:
+            raise bad("input_kind", "'logmel' or 'waveform'")
+        wave = kind == "waveform"
+        for name in ("n_mels", "min_frames", *FEATURE_FIELDS) if wave else ("min_samples",):
+            if name in data:
+                raise ParameterError(f"{where}: {name}: not a field of the contract of an input_kind {kind!r} encoder "
+                                     "(see docs/encoder.md)")
+        if not wave and "n_mels" not in data:
+            raise ParameterError(f"{where}: n_mels: missing (required for a logmel encoder)")
         for name in ("input_name", "output_name"):
             if not isinstance(data[name], str) or not data[name]:
                 raise bad(name, "a tensor name of the ONNX graph")
-        for name in ("sr", "n_mels", "output_size", "min_frames"):
+        for name in ("sr", "n_mels", "output_size", "min_frames", "min_samples"):
             value = data.get(name, 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise bad(name, "a positive integer")
         shape = data["input_shape"]
-        ok = isinstance(shape, list) and all(a in _AXES or (type(a) is int and a == 1) for a in shape)
-        if not ok or sorted(a for a in shape if a != 1) != sorted(_AXES):
-            raise bad("input_shape", 'a list naming "batch", "n_time" and "n_mels" once each, plus literal 1s')
+        axes = AXES[kind]
+        ok = isinstance(shape, list) and all(a in axes or (type(a) is int and a == 1) for a in shape)
+        if not ok or sorted(a for a in shape if a != 1) != sorted(axes):
+            raise bad("input_shape", f"a list naming {', '.join(map(repr, axes))} once each, plus literal 1s")
         feats = {k: data[k] for k in FEATURE_FIELDS if k in data}
         for name, value in feats.items():
             nullable = name in ("win_length", "fmax")
@@ -123,8 +137,9 @@ class EncoderContract:
         if not isinstance(description, str):
             raise bad("description", "a string")
         return cls(input_kind=kind, input_name=data["input_name"], input_shape=tuple(shape), sr=data["sr"],
-                   n_mels=data["n_mels"], output_name=data["output_name"], output_size=data["output_size"],
-                   min_frames=int(data.get("min_frames", 1)), features=feats, description=description)
+                   n_mels=0 if wave else data["n_mels"], output_name=data["output_name"],
+                   output_size=data["output_size"], min_frames=int(data.get("min_frames", 1)),
+                   min_samples=int(data.get("min_samples", 1)), features=feats, description=description)
 
     def check_features(self, features: Any, where: str) -> None:
         """Raise unless ``features`` (a FeatureConfig) was computed as the contract asks.
@@ -137,14 +152,16 @@ class EncoderContract:
             The contract file, for the message.
         """
         defaults = {"fmax": features.sr / 2, "win_length": features.n_fft}  # what None means
-        wanted = {"sr": self.sr, "n_mels": self.n_mels, **self.features}
+        wanted = {"sr": self.sr} if self.input_kind == "waveform" else {"sr": self.sr, "n_mels": self.n_mels,
+                                                                         **self.features}
         for name, value in wanted.items():
             have = getattr(features, name)
             if (have if have is not None else defaults.get(name)) != (value if value is not None else defaults.get(name)):
                 how = (f"train with --{name.replace('_', '-')} {value}" if name in _CLI_FEATURES
                        else f"compute it with FeatureConfig({name}={value!r})")
-                raise ParameterError(f"{where}: {name}: the encoder expects {value!r}, but the log-mel "
-                                     f"was computed with {have!r} ({how})")
+                raise ParameterError(f"{where}: {name}: the encoder expects {value!r}, but the "
+                                     f"{'audio' if self.input_kind == 'waveform' else 'log-mel'} was computed with "
+                                     f"{have!r} ({how})")
 
 
 def contract_path(encoder: str | Path) -> Path:
@@ -197,8 +214,9 @@ def check_graph(model: Any, contract: EncoderContract, where: str) -> None:
     for axis, (have, want) in enumerate(zip(dims, contract.input_shape)):
         if have is None:
             continue  # a dynamic axis takes any size
-        if want == "n_time":
-            raise ParameterError(f"{where}: input_shape: the encoder's time axis {axis} is fixed at {have} frames; "
+        if want in ("n_time", "n_samples"):
+            raise ParameterError(f"{where}: input_shape: the encoder's time axis {axis} is fixed at {have} "
+                                 f"{'samples' if want == 'n_samples' else 'frames'}; "
                                  "export it with a dynamic time axis (dynamic_axes)")
         expected = contract.n_mels if want == "n_mels" else 1 if want == 1 else None
         if expected is not None and have != expected:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from earshot.detection.encoder_contract import (
+    AXES,
     EncoderContract,
     check_graph,
     contract_path,
@@ -46,17 +47,19 @@ def _default_opset(model: Any) -> int:
 
 
 def _adapter_nodes(contract: EncoderContract, out: str) -> tuple[list, list]:
-    """Nodes ``logmel (batch, n_time, n_mels)`` -> ``out`` in the contract's input layout."""
+    """Nodes ``logmel (batch, n_time, n_mels)`` (or ``waveform (batch, n_samples)``) -> ``out``
+    in the contract's input layout."""
     from onnx import (  # deferred: onnx is only needed to build the graph
         helper,
         numpy_helper,
     )
 
     core = [a for a in contract.input_shape if a != 1]
-    perm = [("batch", "n_time", "n_mels").index(a) for a in core]
+    axes = AXES[contract.input_kind]
+    perm = [axes.index(a) for a in core]
     ones = [i for i, a in enumerate(contract.input_shape) if a == 1]
-    nodes, inits, x = [], [], "logmel"
-    if perm != [0, 1, 2]:
+    nodes, inits, x = [], [], contract.input_kind
+    if perm != list(range(len(axes))):
         nodes.append(helper.make_node("Transpose", [x], ["adapter/transposed"], name="adapter/transpose", perm=perm))
         x = "adapter/transposed"
     if ones:
@@ -115,7 +118,7 @@ def _head_nodes(knn: DomainKnn, z: str, out: str) -> tuple[list, list]:
 
 
 def scoring_graph(encoder: bytes, contract: EncoderContract, knn: DomainKnn | None = None) -> bytes:
-    """The one ONNX graph: log-mel -> encoder -> k-NN head, serialised.
+    """The one ONNX graph: log-mel (or waveform) -> encoder -> k-NN head, serialised.
 
     Parameters
     ----------
@@ -128,7 +131,8 @@ def scoring_graph(encoder: bytes, contract: EncoderContract, knn: DomainKnn | No
     Returns
     -------
     bytes
-        Input ``logmel`` float32 ``(batch, n_time, n_mels)``; output ``window_scores`` float32
+        Input ``logmel`` float32 ``(batch, n_time, n_mels)`` (a waveform encoder: ``waveform``
+        ``(batch, n_samples)``); output ``window_scores`` float32
         ``(batch, 1)``, or ``embedding`` ``(batch, output_size)`` without ``knn``.
     """
     from onnx import (  # deferred: only building needs onnx
@@ -154,8 +158,8 @@ def scoring_graph(encoder: bytes, contract: EncoderContract, knn: DomainKnn | No
     weights = {t.name for t in graph.initializer}
     kept = [i for i in graph.input if i.name in weights]
     del graph.input[:]
-    graph.input.extend([helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["batch", "n_time", contract.n_mels])]
-                       + kept)
+    shape = ["batch", "n_samples"] if contract.input_kind == "waveform" else ["batch", "n_time", contract.n_mels]
+    graph.input.extend([helper.make_tensor_value_info(contract.input_kind, TensorProto.FLOAT, shape)] + kept)
     del graph.output[:]
     graph.output.append(out)
     graph.name = "earshot_encoder_scorer"

@@ -13,7 +13,7 @@ from earshot.features.stft_kernels import AMIN
 from earshot.io.audio import load
 from earshot.io.channels import ALL_CHANNELS, ChannelRule, load_channels
 
-__all__ = ["file_log_mel", "fused_log_mel"]
+__all__ = ["file_log_mel", "file_waveform", "fused_log_mel"]
 
 
 def fused_log_mel(Y: np.ndarray, config: FeatureConfig, *, workers: int | None = None) -> np.ndarray:
@@ -81,3 +81,28 @@ def file_log_mel(path: str | os.PathLike, config: FeatureConfig, *, channel: Cha
             f"at least {min_frames} are needed)"
         )
     return logmel
+
+
+def file_waveform(path: str | os.PathLike, sr: int, *, channel: ChannelRule = None,
+                  min_samples: int = 1) -> np.ndarray:
+    """Decode ``path`` at ``sr`` and return its mono waveform (for a waveform-input encoder).
+
+    The channel rule is :func:`file_log_mel`'s, except ``"all"``: a waveform model takes one
+    signal, so ``"all"`` averages the channels' waveforms like ``None``.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n_samples,)``, float32.
+
+    Raises
+    ------
+    AudioError
+        Unreadable file, digital silence, or fewer than ``min_samples`` samples.
+    """
+    y, _ = load(path, sr=sr, channel=None if channel == ALL_CHANNELS else channel)
+    if not np.any(y):
+        raise AudioError(f"{path}: every sample is zero (digital silence: a dead or unplugged microphone?)")
+    if y.shape[-1] < min_samples:
+        raise AudioError(f"{path}: too short ({y.shape[-1]} samples at {sr} Hz; at least {min_samples} are needed)")
+    return np.ascontiguousarray(y, dtype=np.float32)

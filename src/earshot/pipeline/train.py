@@ -24,6 +24,7 @@ from earshot.datasets.discover import parse_label, read_csv
 from earshot.detection import detector_class, detector_params, frames_needed
 from earshot.errors import DatasetError, ParameterError
 from earshot.features.config import FeatureConfig
+from earshot.features.extract import file_waveform
 from earshot.pipeline.extract import (
     GROUP_BYS,
     Progress,
@@ -214,6 +215,20 @@ def train(
 
 
 
+def waveform_clips(items: Sequence[tuple[Path, int | None, int | None]], sr: int, *, channel: int | None,
+                   progress: Progress | None = None) -> list[np.ndarray]:
+    """Decoded mono signals at ``sr`` of training items (:func:`long_recording_windows`), for a
+    detector whose ``input`` is ``"waveform"`` (a waveform-input encoder); the channel rule of
+    :func:`~earshot.features.extract.file_waveform`, the one the bundle scores with."""
+    out = []
+    for i, (path, start, stop) in enumerate(items):
+        y = file_waveform(path, sr, channel=channel)
+        out.append(y if start is None else y[start:stop])
+        if progress:
+            progress(None, i + 1, len(items))
+    return out
+
+
 def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params: dict[str, Any],
                features: FeatureConfig, channel: int | None, min_frames: int, window_s: float, data: Path,
                group_by: str, seed: int, progress: Progress | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -236,8 +251,15 @@ def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params:
     if len(items) > len(paths):  # long recordings were cut into windows: one record per window
         by_path = {r.path: r for r in recs}
         recs = [by_path[p] for p, _, _ in items]
-    store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
     detector = cls(**params)
+    if getattr(detector, "input", "logmel") == "waveform":  # a waveform encoder is fed signals, not log-mel
+        store = waveform_clips(items, features.sr, channel=channel, progress=feat_progress)
+        lengths = np.array([len(x) for x in store])
+        totals, clip_s = {"n_samples_total": int(lengths.sum())}, float(np.median(lengths)) / features.sr
+    else:
+        store = extract_store(items, features, channel=channel, min_frames=min_frames, progress=feat_progress)
+        totals = {"n_frames_total": int(len(store.frames))}
+        clip_s = float(np.median(store.lengths)) * features.hop_length / features.sr
 
     has_epochs = isinstance(getattr(detector, "epochs", None), int)  # gauss, knn...: one report, no loss
 
@@ -259,10 +281,10 @@ def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params:
         "group_by": group_by,
         "data_root": str(data.resolve()),
         "n_clips": len(paths),
-        "n_frames_total": int(len(store.frames)),
+        **totals,
         "n_windows": len(items),
         "window_s": window_s if len(items) > len(paths) else None,
-        "clip_s": round(float(np.median(store.lengths)) * features.hop_length / features.sr, 3),
+        "clip_s": round(clip_s, 3),
         "files": sorted(str(p.resolve()) for p in paths),
         "file_list_sha256": _file_list_hash([p.resolve() for p in paths]),
         "seed": seed,

@@ -91,6 +91,8 @@ class WindowGeometry:
         ``window_s=None`` takes 1 s, or the shortest window the model can always score when
         that is longer (rounded up to 0.1 s; e.g. a CNN whose patches span 32 frames).
         """
+        if getattr(bundle, "input", "logmel") == "waveform":  # a waveform-input encoder: no log-mel windows
+            bundle.refuse_waveform_input("a timeline (detect, listen)")
         f = bundle.features
         if window_s is None:
             need = (int(bundle.min_frames) + model_window_hop(bundle) - 1) * f.hop_length / f.sr
