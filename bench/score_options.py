@@ -1,0 +1,85 @@
+"""AUC of the scoring options that bench/score.py times: float32 (the default), dynamic int8
+MatMuls, and every second window only, on the same dense-ae bundles and the same splits.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/score_options.py [--only mimii-fan] [--repeats 5]
+
+Groups and splits are bench/real.py's (its real sets under ``--data`` whose name contains
+``--only``, plus its small synthetic set unless ``--no-synth``). Per split a dense-ae bundle
+is trained with ``earshot.pipeline.train`` on the training normals (the default features and
+channel reading), then its test clips are scored three ways: the bundle's float32 graph;
+the same graph through ``onnxruntime.quantization.quantize_dynamic`` (int8 weights of the
+MatMuls); and the float32 window scores keeping every second window (what a window hop of 2
+would score, emulated). Prints ROC AUC mean ± std per group. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real import DEFAULT_DATA, real_groups, split, synth_groups  # noqa: E402
+
+from earshot.bundle import load_model  # noqa: E402
+from earshot.detection.aggregate import aggregate  # noqa: E402
+from earshot.evaluation import roc_auc  # noqa: E402
+from earshot.pipeline import train  # noqa: E402
+
+WAYS = ("float32", "int8", "every 2nd window")
+
+
+def scores_three_ways(model_dir: Path, files: list[Path], tmp: Path) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    bundle = next(iter(load_model(model_dir).bundles.values()))
+    X = [bundle.extract(p) for p in files]
+    windows = bundle.window_scores(X)
+    quantize_dynamic(str(bundle.path / "model.onnx"), str(tmp / "q8.onnx"), weight_type=QuantType.QInt8)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    q8 = ort.InferenceSession(str(tmp / "q8.onnx"), opts, providers=["CPUExecutionProvider"])
+    return {
+        "float32": np.array([aggregate(w, bundle.aggregate) for w in windows]),
+        "int8": bundle.score_samples(X, session=q8),
+        "every 2nd window": np.array([aggregate(w[::2], bundle.aggregate) for w in windows]),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--only", default="mimii-fan", help="real sets whose name contains this")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-synth", action="store_true")
+    ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "earshot-bench-real")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    groups = [g for g in real_groups(args.data)[0] if args.only in g.name]
+    if not args.no_synth:
+        groups += synth_groups(args.cache)
+    print(f"{'group':<28}" + "".join(f"{w:>22}" for w in WAYS))
+    for g in groups:
+        auc: dict[str, list[float]] = {w: [] for w in WAYS}
+        for seed in range(args.repeats):
+            tr, te = split(g, seed)
+            with tempfile.TemporaryDirectory(prefix="earshot-options-") as tmp:
+                tmp = Path(tmp)
+                (tmp / "data" / "normal").mkdir(parents=True)
+                for k, i in enumerate(tr):
+                    os.symlink(g.clips[i].path, tmp / "data" / "normal" / f"{k:05d}{g.clips[i].path.suffix}")
+                train(tmp / "data", tmp / "model", model="dense-ae")
+                y = np.array([g.clips[i].label for i in te])
+                for way, s in scores_three_ways(tmp / "model", [g.clips[i].path for i in te], tmp).items():
+                    auc[way].append(roc_auc(y, s))
+        print(f"{g.name:<28}" + "".join(f"{np.mean(v):>14.3f} ± {np.std(v):.3f}" for v in auc.values()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
