@@ -71,20 +71,26 @@ def _wavs(data: Path, folder: Path) -> tuple[Path, Path]:
     return folder / "normal.wav", folder / "tone.wav"
 
 
-def test_bundle_scores_torch_free_and_separates_an_obvious_anomaly(model, data, tmp_path):
-    normal, tone = _wavs(data, tmp_path / "wav")
+def _score_torch_free(model: Path, files: list[Path]) -> list[float]:
+    """Scores of ``files`` by the bundle ``model`` in a fresh interpreter that must load no torch,
+    onnx or matplotlib."""
     code = (
         "import sys, json\n"
         "from earshot.bundle import Bundle\n"
         f"b = Bundle({str(model)!r})\n"
-        f"s = b.score_files([{str(normal)!r}, {str(tone)!r}])\n"
+        f"s = b.score_files({[str(f) for f in files]!r})\n"
         "bad = [k for k in sys.modules if k.split('.')[0] in ('torch', 'onnx', 'matplotlib')]\n"
         "assert not bad, bad\n"
         "print(json.dumps([float(v) for v in s]))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    scores = json.loads(run.stdout)
+    return json.loads(run.stdout)
+
+
+def test_bundle_scores_torch_free_and_separates_an_obvious_anomaly(model, data, tmp_path):
+    normal, tone = _wavs(data, tmp_path / "wav")
+    scores = _score_torch_free(model, [normal, tone])
     bundle = Bundle(model)
     assert bundle.kind == "encoder" and bundle.manifest["fitted"]["contract"]["input_name"] == "fbank"
     assert scores[1] > bundle.threshold_ > 0 and scores[1] > 5 * scores[0]
@@ -221,18 +227,7 @@ def test_waveform_encoder_trains_saves_and_scores_torch_free(data, tmp_path, cap
         "waveform", ["batch", "n_samples"], 16000, 64)
     assert bundle.manifest["fitted"]["contract"]["input_kind"] == "waveform" and not bundle.streams
     normal, tone = _wavs(data, tmp_path / "wav")
-    code = (
-        "import sys, json\n"
-        "from earshot.bundle import Bundle\n"
-        f"b = Bundle({str(model)!r})\n"
-        f"s = b.score_files([{str(normal)!r}, {str(tone)!r}])\n"
-        "bad = [k for k in sys.modules if k.split('.')[0] in ('torch', 'onnx', 'matplotlib')]\n"
-        "assert not bad, bad\n"
-        "print(json.dumps([float(v) for v in s]))\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    scores = json.loads(run.stdout)
+    scores = _score_torch_free(model, [normal, tone])
     assert scores[1] > bundle.threshold_ > 0 and scores[1] > 5 * scores[0], scores
     # the same path in-process, the reloaded detector on the same waveforms, and the numpy head
     det = load_detector(model)

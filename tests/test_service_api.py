@@ -8,7 +8,6 @@ import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from earshot.service.app import create_app  # noqa: E402
 from earshot.service.settings import Settings  # noqa: E402
 from helpers.postgres import fresh_database  # noqa: E402
-from helpers.service import tiny_model, wav_bytes  # noqa: E402
+from helpers.service import hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
 from helpers.signals import SR, hum  # noqa: E402
 
 
@@ -228,23 +227,8 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def receiver(fail_first: int):
     handler = type("Receiver", (_Receiver,), {"fail_first": fail_first, "received": []})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _wait(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    with hook_server(handler) as url:
+        yield url, handler
 
 
 def test_webhook_is_retried_with_backoff_until_delivered(make_client, clips):
@@ -253,7 +237,7 @@ def test_webhook_is_retried_with_backoff_until_delivered(make_client, clips):
         assert client.put("/machines/fan_id_00", json={"webhook_url": url}).status_code == 200
         s = post_snippet(client, clips["fault"][0], snippet_id="f0").json()
         assert s["alert_event"] == "open"
-        assert _wait(lambda: len(handler.received) == 1), "webhook not delivered"
+        assert wait_until(lambda: len(handler.received) == 1), "webhook not delivered"
         (event,) = handler.received
         assert event["event"] == "alert.opened" and event["alert"]["machine"] == "fan_id_00"
         assert event["snippet_id"] == s["id"]
@@ -278,7 +262,7 @@ def test_webhook_gives_up_after_the_retries(make_client, clips):
             with st.store.read() as sess:
                 return [n.state for n in sess.query(Notification).all()] == ["failed"]
 
-        assert _wait(failed)
+        assert wait_until(failed)
         assert handler.received == []
 
 
@@ -467,7 +451,7 @@ def test_snippets_stored_without_a_model_are_scored_late_and_open_no_alert(make_
         assert second["alert_event"] == "open"
         (alert,) = client.get("/alerts").json()["alerts"]
         assert alert["first_snippet_id"] == first["id"] and alert["n_anomalous"] == 2  # no backlog snippet in it
-        assert _wait(lambda: len(handler.received) == 1)
+        assert wait_until(lambda: len(handler.received) == 1)
         time.sleep(0.3)
         assert [e["event"] for e in handler.received] == ["alert.opened"]
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -21,7 +19,7 @@ from earshot.service.settings import Settings  # noqa: E402
 from earshot.service.store import Machine, Notification, utcnow  # noqa: E402
 from earshot.service.webhooks import WebhookError, WebhookPolicy, mask_url, parse_url, post_json  # noqa: E402
 from earshot.errors import ParameterError  # noqa: E402
-from helpers.service import tiny_model, wav_bytes  # noqa: E402
+from helpers.service import hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
 from helpers.signals import hum  # noqa: E402
 
 
@@ -70,22 +68,8 @@ class _Listener(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def listener(status=204, location=None):
     handler = type("L", (_Listener,), {"status": status, "location": location, "received": []})
-    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def _wait(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    with hook_server(handler) as url:
+        yield url, handler
 
 
 def _rows(client):
@@ -172,9 +156,9 @@ def test_one_bad_row_never_blocks_another_machines_delivery(make_client, fault):
             s.query(Machine).filter(Machine.name == "fan").one().webhook_url = "http://127.0.0.1:1/a b\r\n"
         assert _post(client, fault, "fan")["alert_event"] == "open"
         assert _post(client, fault, "pump")["alert_event"] == "open"
-        assert _wait(lambda: len(handler.received) == 1), _rows(client)
+        assert wait_until(lambda: len(handler.received) == 1), _rows(client)
         assert json.loads(handler.received[0][1])["alert"]["machine"] == "pump"
-    assert _wait(lambda: _rows(client)[0][2] >= 1)
+    assert wait_until(lambda: _rows(client)[0][2] >= 1)
     listing = client.get("/notifications").json()["notifications"]
     by_machine = {n["machine"]: n for n in listing}
     assert by_machine["pump"]["state"] == "sent" and by_machine["pump"]["last_error"] is None
@@ -193,7 +177,7 @@ def test_service_never_posts_to_a_refused_address(make_client, fault):
             s.add(Notification(alert_id=1, event="alert.opened", url=url, payload={"event": "alert.opened"},
                                state="pending", attempts=0, created_at=utcnow(), next_attempt_at=utcnow()))
         client.app.state.earshot.notifier.wake()
-        assert _wait(lambda: _rows(client)[0][2] >= 2)
+        assert wait_until(lambda: _rows(client)[0][2] >= 2)
         assert handler.received == []
     assert "loopback" in _rows(client)[0][3]
 
@@ -203,7 +187,7 @@ def test_service_records_a_redirect_as_a_failure(make_client, fault):
     with listener() as (inner, inner_handler), listener(status=307, location=inner) as (url, handler):
         client.put("/machines/pump", json={"webhook_url": url})
         _post(client, fault, "pump")
-        assert _wait(lambda: _rows(client) and _rows(client)[0][1] == "failed")
+        assert wait_until(lambda: _rows(client) and _rows(client)[0][1] == "failed")
         assert len(handler.received) == 1 and inner_handler.received == []
     assert "not followed" in _rows(client)[0][3]
 
