@@ -30,7 +30,7 @@ from earshot.detection.thresholds import ThresholdSpec
 from earshot.errors import NotFittedError, ParameterError
 from earshot.features.store import FrameStore
 
-__all__ = ["Check", "Detector", "TorchGraphDetector", "as_clips", "as_store", "check_aggregate", "check_bool",
+__all__ = ["Check", "ClipLevelDetector", "Detector", "TorchGraphDetector", "as_clips", "as_store", "check_aggregate", "check_bool",
            "check_clips", "check_fraction", "check_int", "check_positive", "each", "frame_stats", "int_at_least"]
 
 #: A parameter check: ``check(name, value)`` raises :class:`ParameterError` naming ``name``.
@@ -215,6 +215,14 @@ class Detector:
         self.train_scores_ = np.asarray(state.get("train_scores", []), dtype=np.float64)
         self.calibration_scores_ = np.asarray(state.get("calibration_scores", []), dtype=np.float64)
         self.threshold_ = float(state["threshold"])
+
+
+class ClipLevelDetector(Detector):
+    """A detector that scores whole clips: the bundle sees one "window" per clip."""
+
+    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One "window" per clip: ``[array([score])]`` (the bundle's view of a clip-level model)."""
+        return [np.array([s]) for s in self.score_samples(X)]
 
 
 class TorchGraphDetector(Detector):

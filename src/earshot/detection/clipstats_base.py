@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot.detection.base import Detector, as_clips, check_bool, int_at_least
+from earshot.detection.base import ClipLevelDetector, as_clips, check_bool, int_at_least
 from earshot.detection.domain_heads import EPS, domain_labels, domain_scales, selective_scores
 from earshot.detection.thresholds import fit_threshold
 from earshot.errors import ParameterError
@@ -111,7 +111,7 @@ def _n_mean_bands(name: str, value: Any) -> None:
         int_at_least(1)(name, value)
 
 
-class ClipStatsDetector(Detector):
+class ClipStatsDetector(ClipLevelDetector):
     """Shared fit/score/export of the detectors on clip statistics."""
 
     def __init__(self, *, heads: int = 2, n_mean_bands: int | None = 32, n_bands: int = 8, selective: bool = True,
@@ -247,10 +247,6 @@ class ClipStatsDetector(Detector):
         typical new normal clip of that domain)."""
         self._check_fitted()
         return self.head_.score(self._stats(X))
-
-    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One "window" per clip: ``[array([score])]`` (the bundle's view of a clip-level model)."""
-        return [np.array([s]) for s in self.score_samples(X)]
 
     # -- export
     def scoring_module(self):

@@ -32,7 +32,7 @@ import numpy as np
 
 from earshot._util.validate import check_fraction, check_int
 from earshot.detection._training import ProgressFn, calibrate, holdout_split, run_epochs, seeded_rng, train_epoch
-from earshot.detection.base import Detector, as_clips, as_store, check_bool, each, frame_stats, int_at_least
+from earshot.detection.base import ClipLevelDetector, as_clips, as_store, check_bool, each, frame_stats, int_at_least
 from earshot.detection.domain_heads import DomainKnn, domain_labels, domain_scales, selective_scores
 from earshot.errors import ParameterError
 from earshot.features.store import FrameStore
@@ -134,7 +134,7 @@ def _shift(x: np.ndarray, s: int) -> np.ndarray:
     return out
 
 
-class EmbedDetector(Detector):
+class EmbedDetector(ClipLevelDetector):
     """Self-supervised embedding + per-domain k-NN detector (``--model embed``).
 
     Parameters
@@ -383,10 +383,6 @@ class EmbedDetector(Detector):
         """Clip scores ``(n_clips,)``: smallest per-domain scaled cosine k-NN distance."""
         self._check_fitted()
         return self.knn_.score(self.embed(X))
-
-    def window_scores(self, X: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One "window" per clip (the bundle's view of a clip-level model)."""
-        return [np.array([s]) for s in self.score_samples(X)]
 
     # ------------------------------------------------------------------ export
     def scoring_module(self):
