@@ -37,7 +37,7 @@ def _training(kind, rng, n):
 def tiny_encoder_path(tmp_path_factory):
     """The ONNX encoder (with its contract) that ``encoder`` needs, built in the test run."""
     pytest.importorskip("onnx")
-    from encoder_support import tiny_encoder
+    from helpers.encoder import tiny_encoder
 
     return tiny_encoder(tmp_path_factory.mktemp("encoder"))
 

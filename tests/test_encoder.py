@@ -3,6 +3,7 @@ torch-free and exported like the other detectors (the encoder is built here; not
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -12,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from encoder_support import tiny_encoder
 
 from earshot.bundle import Bundle, load_detector
 from earshot.cli.app import main
 from earshot.detection import make_detector
 from earshot.errors import ParameterError
 from earshot.features import FeatureConfig
+from helpers.encoder import tiny_encoder
+from helpers.spectra import sloped_clips
 
 pytest.importorskip("onnx")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,15 +51,7 @@ def model(data, encoder, tmp_path_factory) -> Path:
     return out
 
 
-def _clips(rng, n, *, n_time=60, tone=None, base=None):
-    base = np.linspace(-60, -20, N_MELS, dtype=np.float32)[:, None] if base is None else base
-    out = []
-    for _ in range(n):
-        x = base + rng.normal(0, 1.0, size=(N_MELS, n_time)).astype(np.float32)
-        if tone is not None:
-            x[tone] += 12.0
-        out.append(x)
-    return out
+_clips = functools.partial(sloped_clips, n_mels=N_MELS)
 
 
 def _wavs(data: Path, folder: Path) -> tuple[Path, Path]:
@@ -215,7 +209,7 @@ def test_waveform_encoder_trains_saves_and_scores_torch_free(data, tmp_path, cap
     """A waveform-input encoder (Conv1d stack + mean pool): the bundle records that its graph
     takes the waveform, scores files torch-free through the same k-NN head, and refuses the
     log-mel-only paths (detect, export) in one line."""
-    from encoder_support import tiny_waveform_encoder
+    from helpers.encoder import tiny_waveform_encoder
 
     wenc = tiny_waveform_encoder(tmp_path / "wenc")
     model = tmp_path / "wmodel"
@@ -251,7 +245,7 @@ def test_waveform_encoder_trains_saves_and_scores_torch_free(data, tmp_path, cap
 
 def test_waveform_contract_fields(tmp_path, rng):
     """A waveform contract names n_samples and has no n_mels or log-mel settings."""
-    from encoder_support import tiny_waveform_encoder
+    from helpers.encoder import tiny_waveform_encoder
 
     wenc = tiny_waveform_encoder(tmp_path / "w")
     for change, field in (({"n_mels": 32}, "n_mels"), ({"hop_length": 160}, "hop_length"),

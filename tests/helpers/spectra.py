@@ -11,9 +11,11 @@ def flat_clips(rng: np.random.Generator, n: int, *, n_mels: int, n_time: int, sd
 
 
 def sloped_clips(rng: np.random.Generator, n: int, *, n_mels: int = 32, n_time: int = 60,
-                 tone: int | slice | None = None) -> list[np.ndarray]:
-    """``n`` clips: a -60 to -20 dB slope over the bands plus unit noise; ``tone`` bands +12 dB."""
-    base = np.linspace(-60, -20, n_mels, dtype=np.float32)[:, None]
+                 tone: int | slice | None = None, base: np.ndarray | None = None) -> list[np.ndarray]:
+    """``n`` clips: a -60 to -20 dB slope over the bands (or ``base``, ``(n_mels, 1)``) plus unit
+    noise; ``tone`` bands +12 dB."""
+    if base is None:
+        base = np.linspace(-60, -20, n_mels, dtype=np.float32)[:, None]
     clips = []
     for _ in range(n):
         x = base + rng.normal(0, 1.0, size=(n_mels, n_time)).astype(np.float32)
