@@ -234,13 +234,46 @@ def _tables(path: Path) -> set[str]:
         con.close()
 
 
-def _version_1_database(tmp_path: Path, *, recorded: bool = True) -> Path:
-    """A database as version 1 left it: no snippets.scored_at/scored_late; with ``recorded=False``
-    as the first service left it, before the schema version was written at all."""
-    db = tmp_path / "v1.sqlite"
+_NOTIFICATIONS_V2 = (
+    "CREATE TABLE notifications (id INTEGER NOT NULL PRIMARY KEY, alert_id INTEGER NOT NULL, "
+    "event VARCHAR(32) NOT NULL, url VARCHAR(2048) NOT NULL, payload JSON NOT NULL, state VARCHAR(8) NOT NULL, "
+    "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, next_attempt_at DATETIME NOT NULL, "
+    "sent_at DATETIME, last_error TEXT)"
+)
+
+
+def _version_2_database(tmp_path: Path, *, name: str = "v2.sqlite") -> Path:
+    """A database as version 2 left it: no fault columns, no drift_checks, every notification
+    tied to an alert (alert_id NOT NULL, no drift_check_id); one alert with a sent notification."""
+    from earshot.service.store import Alert, Notification
+
+    db = tmp_path / name
     store = Store(f"sqlite:///{db}", tmp_path)
     _add_machine_and_snippets(store)
+    now = utcnow()
+    with store.write() as s:
+        s.add(Alert(machine_id=1, state="closed", opened_at=now, first_snippet_id=1, peak_score=3.0,
+                    peak_snippet_id=1, n_anomalous=1, label="confirmed"))
+        s.add(Notification(alert_id=1, event="alert.opened", url="http://hooks.example/x", payload={"alert": 1},
+                           state="sent", attempts=1, created_at=now, next_attempt_at=now, sent_at=now))
     store.close()
+    _sqlite(db, "ALTER TABLE snippets DROP COLUMN fault", "ALTER TABLE alerts DROP COLUMN fault",
+            "ALTER TABLE alerts DROP COLUMN fault_distance", "ALTER TABLE alerts DROP COLUMN fault_known",
+            "DROP TABLE drift_checks", "DROP INDEX ix_notifications_alert_id", "DROP INDEX ix_notifications_state",
+            "ALTER TABLE notifications RENAME TO n3", _NOTIFICATIONS_V2,
+            "INSERT INTO notifications SELECT id, alert_id, event, url, payload, state, attempts, created_at, "
+            "next_attempt_at, sent_at, last_error FROM n3", "DROP TABLE n3",
+            "CREATE INDEX ix_notifications_alert_id ON notifications (alert_id)",
+            "CREATE INDEX ix_notifications_state ON notifications (state)",
+            "UPDATE earshot_meta SET value = '2'")
+    assert "fault" not in _columns(db, "snippets") and "drift_checks" not in _tables(db)
+    return db
+
+
+def _version_1_database(tmp_path: Path, *, recorded: bool = True) -> Path:
+    """A database as version 1 left it: version 2's without snippets.scored_at/scored_late; with
+    ``recorded=False`` as the first service left it, before the schema version was written at all."""
+    db = _version_2_database(tmp_path, name="v1.sqlite")
     _sqlite(db, "ALTER TABLE snippets DROP COLUMN scored_at", "ALTER TABLE snippets DROP COLUMN scored_late",
             "UPDATE earshot_meta SET value = '1'" if recorded else "DELETE FROM earshot_meta")
     assert "scored_at" not in _columns(db, "snippets")
@@ -267,15 +300,16 @@ class _Logged(list):
 
 
 @pytest.mark.parametrize("recorded", [True, False], ids=["version-1", "before-versions"])
-def test_a_version_1_database_is_migrated_to_version_2_keeping_its_data(tmp_path, recorded):
+def test_a_version_1_database_is_migrated_to_the_current_version_keeping_its_data(tmp_path, recorded):
     from earshot.service.store import SCHEMA_VERSION, Snippet
 
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
     db = _version_1_database(tmp_path, recorded=recorded)
     with _Logged() as logged:
         store = Store(f"sqlite:///{db}", tmp_path)
-    assert store.schema_version == 2 and _version(db) == ("2",)
+    assert store.schema_version == 3 and _version(db) == ("3",)
     assert [m for m in logged if "migrated from version 1 to 2" in m] and str(db) in logged[-1]
+    assert [m for m in logged if "migrated from version 2 to 3" in m]
     assert ("no schema version recorded" in logged[0]) is not recorded
     with store.read() as s:
         scored, unscored = s.get(Snippet, 1), s.get(Snippet, 2)
@@ -289,8 +323,79 @@ def test_a_version_1_database_is_migrated_to_version_2_keeping_its_data(tmp_path
     assert not [m for m in logged if "migrated" in m]
 
 
+def test_a_version_2_database_gets_fault_columns_drift_checks_and_alertless_notifications(tmp_path):
+    """Version 2 -> 3 keeps every notification and alert, and then takes a drift notification
+    (no alert), a drift check and fault labels."""
+    from earshot.service.store import Alert, DriftCheck, Notification, Snippet
+
+    db = _version_2_database(tmp_path)
+    with _Logged() as logged:
+        store = Store(f"sqlite:///{db}", tmp_path)
+    assert store.schema_version == 3 and _version(db) == ("3",)
+    assert [m for m in logged if "migrated from version 2 to 3 (fault labels" in m]
+    assert {"fault_distance", "fault_known"} <= set(_columns(db, "alerts"))
+    assert "drift_check_id" in _columns(db, "notifications") and "drift_checks" not in {"n3"} & _tables(db)
+    now = utcnow()
+    with store.write() as s:
+        s.get(Snippet, 1).fault = "bearing"
+        check = DriftCheck(machine_id=1, model="fan", computed_at=now, n=50, window_from=now, window_to=now,
+                           score=0.4, threshold=0.2, drifted=True, n_rejected=2, details={"bands": []})
+        s.add(check)
+        s.flush()
+        s.add(Notification(alert_id=None, drift_check_id=check.id, event="drift.detected", url="http://hooks.example/x",
+                           payload={"drift": check.id}, state="pending", attempts=0, created_at=now,
+                           next_attempt_at=now))
+    with store.read() as s:
+        kept = s.get(Notification, 1)
+        assert (kept.alert_id, kept.event, kept.payload, kept.state) == (1, "alert.opened", {"alert": 1}, "sent")
+        assert s.get(Alert, 1).label == "confirmed" and s.get(Alert, 1).fault is None
+        assert [(n.alert_id, n.drift_check_id, n.event) for n in s.query(Notification).order_by(Notification.id)][1] == \
+            (None, 1, "drift.detected")
+        assert s.get(Snippet, 1).fault == "bearing"
+    store.close()
+    with _Logged() as logged:
+        Store(f"sqlite:///{db}", tmp_path).close()
+    assert not [m for m in logged if "migrated" in m] and "n3" not in _tables(db)
+
+
+def test_version_2_to_3_on_postgresql(postgres_url, tmp_path):
+    """The PostgreSQL branch of the step: alert_id loses NOT NULL in place, the rows stay."""
+    from sqlalchemy import create_engine, text
+
+    from earshot.service.store import Notification
+    from helpers.postgres import fresh_database
+
+    fresh_database(postgres_url)
+    store = Store(postgres_url, tmp_path)
+    _add_machine_and_snippets(store)
+    now = utcnow()
+    with store.write() as s:
+        s.add(Notification(alert_id=7, event="alert.opened", url="http://hooks.example/x", payload={}, state="sent",
+                           attempts=1, created_at=now, next_attempt_at=now))
+    store.close()
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        for sql in ("ALTER TABLE snippets DROP COLUMN fault", "ALTER TABLE alerts DROP COLUMN fault",
+                    "ALTER TABLE alerts DROP COLUMN fault_distance", "ALTER TABLE alerts DROP COLUMN fault_known",
+                    "DROP TABLE drift_checks", "ALTER TABLE notifications DROP COLUMN drift_check_id",
+                    "ALTER TABLE notifications ALTER COLUMN alert_id SET NOT NULL",
+                    "UPDATE earshot_meta SET value = '2'"):
+            conn.execute(text(sql))
+    engine.dispose()
+    store = Store(postgres_url, tmp_path)
+    assert store.schema_version == 3
+    with store.write() as s:
+        s.add(Notification(alert_id=None, drift_check_id=1, event="drift.detected", url="http://hooks.example/x",
+                           payload={}, state="pending", attempts=0, created_at=now, next_attempt_at=now))
+    with store.read() as s:
+        assert [(n.alert_id, n.event) for n in s.query(Notification).order_by(Notification.id)] == [
+            (7, "alert.opened"), (None, "drift.detected")]
+    store.close()
+    fresh_database(postgres_url)
+
+
 def test_migration_steps_run_once_record_the_version_and_newer_databases_are_refused(tmp_path, monkeypatch, capsys):
-    """The mechanism with a step of the test's own: version 2 -> 3 adds a table and a column."""
+    """The mechanism with a step of the test's own: version 3 -> 4 adds a table and a column."""
     import uvicorn
     from sqlalchemy import text
 
@@ -304,7 +409,7 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
     data = tmp_path / "data"
     db = data / "earshot.db"
     url = f"sqlite:///{db.resolve()}"
-    store = Store(url, data)  # created by today's code, at version 2
+    store = Store(url, data)  # created by today's code, at version 3
     _add_machine_and_snippets(store)
     store.close()
 
@@ -319,13 +424,13 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
         add_column(conn, "machines", Column("priority", Integer()))
         conn.execute(text("UPDATE machines SET priority = 7"))
 
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, step)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(migrations.MIGRATIONS, 3, step)
     preflight(Settings(data_dir=data))  # an older database is fine: start-up migrates it
     with _Logged() as logged:
         store = Store(url, data)
-    assert len(calls) == 1 and store.schema_version == 3 and _version(db) == ("3",)
-    assert logged == [f"database {url}: schema migrated from version 2 to 3 (machine notes: a table and a column.)"]
+    assert len(calls) == 1 and store.schema_version == 4 and _version(db) == ("4",)
+    assert logged == [f"database {url}: schema migrated from version 3 to 4 (machine notes: a table and a column.)"]
     assert "machine_notes" in _tables(db) and "priority" in _columns(db, "machines")
     with store.read() as s:  # the data survived, the step's change is there
         assert s.execute(text("SELECT name, priority FROM machines")).all() == [("m", 7)]
@@ -334,17 +439,17 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
         assert s.query(Machine).one().n_snippets == 2
     store.close()
     Store(url, data).close()  # opened again: nothing to do
-    assert len(calls) == 1 and _version(db) == ("3",)
+    assert len(calls) == 1 and _version(db) == ("4",)
 
-    # the same database opened by code at version 2: refused, one line naming it and both versions
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 2)
-    monkeypatch.delitem(migrations.MIGRATIONS, 2)
+    # the same database opened by code at version 3: refused, one line naming it and both versions
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
+    monkeypatch.delitem(migrations.MIGRATIONS, 3)
     with pytest.raises(SchemaVersionError) as info:
         Store(url, data)
     message = str(info.value)
     assert isinstance(info.value, ParameterError) and isinstance(info.value, EarshotError)
-    assert "\n" not in message and url in message and "version 3" in message and "earshot's 2" in message
-    assert _version(db) == ("3",) and "priority" in _columns(db, "machines")  # untouched
+    assert "\n" not in message and url in message and "version 4" in message and "earshot's 3" in message
+    assert _version(db) == ("4",) and "priority" in _columns(db, "machines")  # untouched
     with pytest.raises(SchemaVersionError):
         preflight(Settings(data_dir=data))
     # `earshot serve` says so in one line and exits 1 (uvicorn is never started)
@@ -354,7 +459,7 @@ def test_migration_steps_run_once_record_the_version_and_newer_databases_are_ref
     assert main(["serve", "--data", str(data)]) == 1
     err = capsys.readouterr().err
     assert not started and err.count("\n") == 1 and "Traceback" not in err
-    assert err.startswith("earshot: error: database ") and url in err and "version 3" in err
+    assert err.startswith("earshot: error: database ") and url in err and "version 4" in err
 
 
 def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, monkeypatch):
@@ -375,12 +480,12 @@ def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, 
         conn.exec_driver_sql("CREATE TABLE half_done (id INTEGER PRIMARY KEY)")
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, broken)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(migrations.MIGRATIONS, 3, broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         Store(url, tmp_path)
     # the whole step was rolled back, its DDL included, and the version is unchanged
-    assert _version(db) == ("2",)
+    assert _version(db) == ("3",)
     assert "priority" not in _columns(db, "machines") and "half_done" not in _tables(db)
 
     ran = []
@@ -388,9 +493,9 @@ def test_a_failing_migration_step_is_rolled_back_and_the_version_kept(tmp_path, 
     def fixed(conn):
         ran.append(add_column(conn, "machines", Column("priority", Integer())))
 
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, fixed)
+    monkeypatch.setitem(migrations.MIGRATIONS, 3, fixed)
     store = Store(url, tmp_path)  # fixed: the next start applies it
-    assert ran == [None] and store.schema_version == 3 and "priority" in _columns(db, "machines")
+    assert ran == [None] and store.schema_version == 4 and "priority" in _columns(db, "machines")
     store.close()
 
 
@@ -406,11 +511,11 @@ def test_no_migration_path_and_passwords_stay_out_of_messages(tmp_path, monkeypa
     check_schema_version(1, "sqlite://")  # older: migrated, not refused
     check_schema_version(None, "sqlite://")  # new database
     Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path).close()
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 4)  # code two versions ahead, one step missing
-    monkeypatch.setitem(migrations.MIGRATIONS, 2, lambda conn: None)
-    with pytest.raises(SchemaVersionError, match="schema version 3 and this earshot .4. has no migration from it"):
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 5)  # code two versions ahead, one step missing
+    monkeypatch.setitem(migrations.MIGRATIONS, 3, lambda conn: None)
+    with pytest.raises(SchemaVersionError, match="schema version 4 and this earshot .5. has no migration from it"):
         Store(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path)
-    assert _version(tmp_path / "db.sqlite") == ("3",)  # the step that exists was applied
+    assert _version(tmp_path / "db.sqlite") == ("4",)  # the step that exists was applied
 
 
 def test_earshot_serve_refuses_a_newer_database_in_one_line(tmp_path):
@@ -425,4 +530,4 @@ def test_earshot_serve_refuses_a_newer_database_in_one_line(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "schema version 99" in lines[0] and "earshot's 2" in lines[0], out.stderr
+    assert len(lines) == 1 and "schema version 99" in lines[0] and "earshot's 3" in lines[0], out.stderr

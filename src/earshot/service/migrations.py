@@ -24,6 +24,9 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
+    Integer,
+    String,
     inspect,
     select,
     text,
@@ -50,7 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Version of the schema this code writes; raised by one with every step added to MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: One schema step: runs inside the transaction that records the new version.
 Migration = Callable[[Connection], None]
@@ -103,6 +106,42 @@ def _scored_at(conn: Connection) -> None:
     # version 1 scored a snippet when it arrived, or never (plain SQL: steps outlive the models)
     conn.execute(text("UPDATE snippets SET scored_at = received_at, scored_late = :no WHERE score IS NOT NULL"),
                  {"no": False})
+
+
+# Version 2's notifications table as SQLite holds it, with alert_id nullable and drift_check_id
+# added: SQLite cannot drop a NOT NULL, so version 3 rebuilds the table (plain SQL: steps outlive
+# the models).
+_NOTIFICATIONS_V3_SQLITE = (
+    "CREATE TABLE notifications (id INTEGER NOT NULL PRIMARY KEY, alert_id INTEGER, drift_check_id INTEGER, "
+    "event VARCHAR(32) NOT NULL, url VARCHAR(2048) NOT NULL, payload JSON NOT NULL, state VARCHAR(8) NOT NULL, "
+    "attempts INTEGER NOT NULL, created_at DATETIME NOT NULL, next_attempt_at DATETIME NOT NULL, "
+    "sent_at DATETIME, last_error TEXT)"
+)
+_NOTIFICATION_COLUMNS = ("id, alert_id, event, url, payload, state, attempts, created_at, next_attempt_at, sent_at, "
+                         "last_error")
+
+
+@migration(2)
+def _faults_and_drift(conn: Connection) -> None:
+    """fault labels (snippets.fault, alerts.fault*), drift_checks, and notifications not tied to an alert."""
+    add_column(conn, "snippets", Column("fault", String(64)))
+    add_column(conn, "alerts", Column("fault", String(64)))
+    add_column(conn, "alerts", Column("fault_distance", Float()))
+    add_column(conn, "alerts", Column("fault_known", Boolean()))
+    if conn.dialect.name == "sqlite":
+        conn.execute(text("DROP INDEX IF EXISTS ix_notifications_alert_id"))
+        conn.execute(text("DROP INDEX IF EXISTS ix_notifications_state"))
+        conn.execute(text("ALTER TABLE notifications RENAME TO notifications_v2"))
+        conn.execute(text(_NOTIFICATIONS_V3_SQLITE))
+        conn.execute(text(f"INSERT INTO notifications ({_NOTIFICATION_COLUMNS}) "
+                          f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications_v2"))
+        conn.execute(text("DROP TABLE notifications_v2"))
+        conn.execute(text("CREATE INDEX ix_notifications_alert_id ON notifications (alert_id)"))
+        conn.execute(text("CREATE INDEX ix_notifications_state ON notifications (state)"))
+    else:
+        conn.execute(text("ALTER TABLE notifications ALTER COLUMN alert_id DROP NOT NULL"))
+        add_column(conn, "notifications", Column("drift_check_id", Integer()))
+    # drift_checks is a new table: created by migrate()'s create_all after the steps
 
 
 def stored_schema_version(conn: Connection, url: str = "", *, lock: bool = False) -> Optional[int]:

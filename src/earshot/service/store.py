@@ -30,7 +30,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from earshot.service import migrations
 from earshot.service.engines import sqlite_pragmas, transactional_sqlite_engine
-from earshot.service.tables import Alert, Base, Job, Machine, Meta, Notification, Snippet  # noqa: F401 (re-exported)
+from earshot.service.tables import (  # noqa: F401 (re-exported)
+    Alert,
+    Base,
+    DriftCheck,
+    Job,
+    Machine,
+    Meta,
+    Notification,
+    Snippet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,7 @@ __all__ = [
     "Alert",
     "Notification",
     "Job",
+    "DriftCheck",
     "Store",
     "utcnow",
     "iso",

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Meta", "Machine", "Snippet", "Alert", "Notification", "Job"]
+__all__ = ["Base", "Meta", "Machine", "Snippet", "Alert", "Notification", "Job", "DriftCheck"]
 
 
 class Base(DeclarativeBase):
@@ -90,6 +90,8 @@ class Snippet(Base):
     # when it arrived (such verdicts never feed the machine's alert state).
     scored_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     scored_late: Mapped[Optional[bool]] = mapped_column(Boolean)
+    # schema version 3: the fault type the team gave a confirmed anomaly ("bearing", free text)
+    fault: Mapped[Optional[str]] = mapped_column(String(64))
 
 
 class Alert(Base):
@@ -109,6 +111,12 @@ class Alert(Base):
     threshold: Mapped[Optional[float]] = mapped_column(Float)
     model: Mapped[Optional[str]] = mapped_column(String(128))
     label: Mapped[Optional[str]] = mapped_column(String(16))  # confirmed | rejected
+    # schema version 3: the confirmed fault the alert's peak snippet sounds closest to, its distance
+    # in the fault embedding, and whether it lies within that fault's reach (False: "unlike any
+    # confirmed fault"); NULL while the machine has no confirmed fault to compare with
+    fault: Mapped[Optional[str]] = mapped_column(String(64))
+    fault_distance: Mapped[Optional[float]] = mapped_column(Float)
+    fault_known: Mapped[Optional[bool]] = mapped_column(Boolean)
 
 
 class Notification(Base):
@@ -116,7 +124,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(Integer, index=True)
+    alert_id: Mapped[Optional[int]] = mapped_column(Integer, index=True)  # NULL (version 3): not an alert's
+    drift_check_id: Mapped[Optional[int]] = mapped_column(Integer)  # version 3: the drift check notified
     event: Mapped[str] = mapped_column(String(32))
     url: Mapped[str] = mapped_column(String(2048))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -144,3 +153,26 @@ class Job(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     started_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class DriftCheck(Base):
+    """One drift check of a machine (schema version 3): its recent window against its model's training data.
+
+    The machine's drift over time is the series of its checks; ``details`` keeps what the check
+    reported beyond the verdict (the mel bands that moved, the reference size, ...).
+    """
+
+    __tablename__ = "drift_checks"
+    __table_args__ = (Index("ix_drift_checks_machine_id_id", "machine_id", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"))
+    model: Mapped[str] = mapped_column(String(128))
+    computed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    n: Mapped[int] = mapped_column(Integer)  # snippets in the window
+    window_from: Mapped[dt.datetime] = mapped_column(DateTime)
+    window_to: Mapped[dt.datetime] = mapped_column(DateTime)
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    n_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    details: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON)
