@@ -107,11 +107,11 @@ def test_default_window_is_one_second_or_the_models_shortest():
 
 def test_window_score_is_the_clip_score_of_its_frames(case):
     """A window is scored as a clip of its frames: the bundle's aggregate of the model windows
-    inside it, on the continuous log-mel of the recording."""
+    inside it, on the continuous log-mel of the recording (timelines run the float32 graph)."""
     from earshot.bundle import load_model
     from earshot.timeline import scan_file
 
-    bundle = next(iter(load_model(case["model"]).bundles.values()))
+    bundle = next(iter(load_model(case["model"], precision="float32").bundles.values()))
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
     windows = list(scan_file(case["long"], bundle, geo))
     y, _ = sf.read(case["long"], dtype="float32")

@@ -145,7 +145,7 @@ def verify_export(model_bytes: bytes, bundle: Bundle, front_end: str = "waveform
     """
     signals = verification_signals(bundle.features, bundle.min_frames)
     ref_mel = [log_mel(s, bundle.features) for s in signals]  # (n_mels, n_time) each
-    ref_windows = bundle.window_scores(ref_mel)
+    ref_windows = bundle.window_scores(ref_mel, session=bundle.new_session())  # float32, as the exported graph
     ref_scores = np.array([aggregate_scores(w, bundle.aggregate) for w in ref_windows])
     if front_end == "waveform":
         feeds = [{"waveform": signals}, {"waveform": signals[:1]}]

@@ -6,6 +6,8 @@ A bundle is one directory::
                     normalisation, threshold (value, method, source), score direction,
                     training summary, validation metrics
     model.onnx      the scoring graph: log-mel (batch, n_time, n_mels) -> window scores (batch, n_windows)
+    model.int8.onnx optional: the same graph with dynamic int8 MatMul/Gemm weights, stored at save
+                    time only when its clip scores agree with model.onnx's (manifest scoring.int8)
     weights.pt      state_dict for further training (torch.load(..., weights_only=True))
 
 A model set is a directory with ``index.json`` and one bundle per group.
@@ -26,6 +28,7 @@ __all__ = [
     "MANIFEST",
     "INDEX",
     "ONNX_FILE",
+    "ONNX_INT8_FILE",
     "WEIGHTS_FILE",
     "SCORE_DIRECTION",
     "read_json",
@@ -38,6 +41,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 INDEX = "index.json"
 ONNX_FILE = "model.onnx"
+ONNX_INT8_FILE = "model.int8.onnx"
 WEIGHTS_FILE = "weights.pt"
 SCORE_DIRECTION = "higher-is-anomalous"
 

@@ -150,8 +150,11 @@ class ModelSet:
         return rows  # type: ignore[return-value]
 
 
-def load_model(path: str | os.PathLike) -> ModelSet:
+def load_model(path: str | os.PathLike, *, precision: str | None = None) -> ModelSet:
     """Load a model set directory (``index.json``) or a single bundle (``manifest.json``).
+
+    ``precision`` chooses each bundle's scoring graph (see :class:`Bundle`: ``auto``, the
+    default, runs a stored int8 graph; ``float32`` always ``model.onnx``).
 
     Raises
     ------
@@ -174,10 +177,10 @@ def load_model(path: str | os.PathLike) -> ModelSet:
         groups = index.get("groups")
         if not isinstance(groups, dict) or not groups:
             raise BundleError(f"{path / INDEX}: lists no groups")
-        bundles = {name: Bundle(path / sub) for name, sub in groups.items()}
+        bundles = {name: Bundle(path / sub, precision=precision) for name, sub in groups.items()}
         return ModelSet(path, str(index.get("group_by", "id")), bundles, index)
     if (path / MANIFEST).exists():
-        bundle = Bundle(path)
+        bundle = Bundle(path, precision=precision)
         group = bundle.group or "all"
         group_by = bundle.manifest.get("training", {}).get("group_by", "none")
         return ModelSet(path, group_by, {group: bundle})

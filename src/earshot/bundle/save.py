@@ -8,6 +8,7 @@ import logging
 import os
 import platform
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from earshot import __version__
 from earshot._util.fs import atomic_dir
 from earshot.bundle.format import FORMAT_VERSION, MANIFEST, ONNX_FILE, SCORE_DIRECTION, WEIGHTS_FILE
+from earshot.bundle.quantize import store_int8_graph
 from earshot.bundle.scorer import Bundle
 from earshot.detection import detector_class
 from earshot.errors import BundleError
@@ -82,17 +84,25 @@ def export_onnx(module, path: Path, *, n_mels: int, min_frames: int) -> None:
 
 
 def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel: int | None,
-                 training: dict[str, Any] | None = None, validation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write the three bundle files into an existing (empty) directory; return the manifest."""
+                 training: dict[str, Any] | None = None, validation: dict[str, Any] | None = None,
+                 check_clips: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Write the bundle files into an existing (empty) directory; return the manifest.
+
+    With ``check_clips`` (log-mel clips of the group), a dynamic-int8 copy of the scoring graph
+    is stored too when its clip scores on them agree with the float32 graph's
+    (:func:`earshot.bundle.quantize.store_int8_graph`; the manifest's ``scoring.int8``).
+    """
     import torch  # deferred: torch is needed only to save a trained model
 
     state = detector.fitted_state()
     directory = Path(directory)
+    int8 = None
     if hasattr(detector, "scoring_graph"):  # a detector that builds its ONNX graph itself (encoder)
         (directory / ONNX_FILE).write_bytes(detector.scoring_graph(features))
     else:
         export_onnx(detector.scoring_module(), directory / ONNX_FILE, n_mels=features.n_mels,
                     min_frames=int(detector.get_params().get("n_frames", 1)))
+        int8 = store_int8_graph(directory, check_clips, how=str(detector.get_params().get("aggregate", "mean")))
     torch.save(detector.state_dict(), directory / WEIGHTS_FILE)
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -113,7 +123,7 @@ def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel:
         },
         "aggregate": detector.get_params().get("aggregate", "mean"),
         "score_direction": SCORE_DIRECTION,
-        "scoring": _scoring(detector, features),
+        "scoring": {**_scoring(detector, features), **({"int8": int8} if int8 is not None else {})},
         "fitted": state,
         "training": training or {},
         "validation": validation or {},
@@ -148,7 +158,8 @@ def _json_default(obj):
 
 
 def save_bundle(path: str | os.PathLike, detector, *, features: FeatureConfig, channel: int | None = None,
-                training: dict[str, Any] | None = None, validation: dict[str, Any] | None = None) -> Path:
+                training: dict[str, Any] | None = None, validation: dict[str, Any] | None = None,
+                check_clips: Sequence[np.ndarray] | None = None) -> Path:
     """Save a fitted detector as a bundle directory, atomically (nothing half-written is left).
 
     Parameters
@@ -161,6 +172,9 @@ def save_bundle(path: str | os.PathLike, detector, *, features: FeatureConfig, c
         How the clips were turned into log-mel features.
     channel : int or None
         The channel used when decoding (None: mean of all channels).
+    check_clips : sequence of np.ndarray, optional
+        Log-mel clips ``(n_mels, n_time)`` to check a dynamic-int8 scoring graph on; without
+        them only the float32 graph is stored.
 
     Returns
     -------
@@ -168,7 +182,8 @@ def save_bundle(path: str | os.PathLike, detector, *, features: FeatureConfig, c
     """
     path = Path(path)
     with atomic_dir(path) as tmp:
-        write_bundle(tmp, detector, features=features, channel=channel, training=training, validation=validation)
+        write_bundle(tmp, detector, features=features, channel=channel, training=training, validation=validation,
+                     check_clips=check_clips)
     log.info("saved bundle %s", path)
     return path
 

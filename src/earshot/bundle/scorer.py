@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from earshot._util.cores import usable_cores
-from earshot.bundle.format import MANIFEST, ONNX_FILE, check_format, read_json
+from earshot.bundle.format import MANIFEST, ONNX_FILE, ONNX_INT8_FILE, check_format, read_json
 from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.errors import BundleError, ParameterError
@@ -22,7 +22,7 @@ from earshot.features.config import FeatureConfig
 from earshot.features.extract import file_log_mel, file_waveform
 from earshot.io.channels import channel_rule
 
-__all__ = ["Bundle"]
+__all__ = ["Bundle", "PRECISIONS", "PRECISION_ENV"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,11 @@ _CHUNK_WINDOWS = 8192
 _WAVEFORM_CLIPS = 32
 #: Files one lane of :meth:`Bundle.score_files` decodes and scores at a time.
 _LANE_FILES = 8
+#: What ``precision`` may be: the int8 graph where the bundle has one (auto), the float32 graph
+#: always, or the int8 graph or an error.
+PRECISIONS = ("auto", "float32", "int8")
+#: The environment variable giving the default ``precision`` (reaches worker processes too).
+PRECISION_ENV = "EARSHOT_PRECISION"
 
 
 def _threshold(entry: Any, manifest_path: Path) -> float:
@@ -61,7 +66,13 @@ class Bundle(Detector):
     Parameters
     ----------
     path : path-like
-        The bundle directory (``manifest.json``, ``model.onnx``, ``weights.pt``).
+        The bundle directory (``manifest.json``, ``model.onnx``, ``weights.pt``, and
+        ``model.int8.onnx`` where it was stored).
+    precision : {"auto", "float32", "int8"}, optional
+        Which scoring graph to run: ``auto`` (default) the dynamic-int8 graph where the bundle
+        has one (``scoring.int8.graph`` in the manifest) and ``model.onnx`` otherwise;
+        ``float32`` always ``model.onnx``; ``int8`` the int8 graph or a ParameterError. Default:
+        ``$EARSHOT_PRECISION``, else ``auto``.
 
     Attributes
     ----------
@@ -71,9 +82,12 @@ class Bundle(Detector):
         The channel rule of training (``features.channel`` in the manifest; see
         :mod:`earshot.io.channels`).
     threshold_ : float
+    graph : str
+        The graph clip scoring runs (``model.onnx`` or ``model.int8.onnx``; timelines always
+        run ``model.onnx``, see :meth:`new_session`).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, precision: str | None = None):
         self.path = Path(path)
         if not self.path.is_dir():
             raise BundleError(f"{self.path}: no such model directory")
@@ -99,12 +113,35 @@ class Bundle(Detector):
         onnx_path = self.path / ONNX_FILE
         if not onnx_path.exists():
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
-        self._session = self.new_session()
+        self.graph = self._graph(precision, manifest_path)
+        self._session = self.new_session(clips=True)
         self._lane_session = None  # one-thread session of score_files' lanes, made when first needed
         self._streams: bool | None = None  # see `streams`, probed when first asked
 
-    def new_session(self, threads: int = 0):
-        """A new onnxruntime session on this bundle's model (``threads`` intra-op threads; 0: its default)."""
+    def _graph(self, precision: str | None, manifest_path: Path) -> str:
+        """The scoring graph's file for ``precision`` (see the class docstring)."""
+        precision = precision or os.environ.get(PRECISION_ENV) or "auto"
+        if precision not in PRECISIONS:
+            raise ParameterError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}"
+                                 + (f" (from ${PRECISION_ENV})" if os.environ.get(PRECISION_ENV) == precision else ""))
+        int8 = self.manifest["scoring"].get("int8")
+        stored = isinstance(int8, dict) and int8.get("graph") == ONNX_INT8_FILE
+        if stored and not (self.path / ONNX_INT8_FILE).exists():
+            raise BundleError(f"{self.path}: incomplete bundle ({manifest_path.name} lists {ONNX_INT8_FILE}, "
+                              "which is missing)")
+        if precision == "int8" and not stored:
+            raise ParameterError(f"{self.path}: precision int8: this bundle has no int8 graph (older bundle, or its "
+                                 "int8 scores were not close enough at save time); use auto or float32")
+        return ONNX_INT8_FILE if stored and precision != "float32" else ONNX_FILE
+
+    def new_session(self, threads: int = 0, *, clips: bool = False):
+        """A new onnxruntime session, ``threads`` intra-op threads (0: onnxruntime's default).
+
+        On ``model.onnx`` (float32), what timelines run: they score the windows of a stream in
+        calls of varying extent, where dynamic int8 (one scale per call) would make a window's
+        score depend on its neighbours. With ``clips``, on :attr:`graph`: what clip scoring
+        runs, one clip per call (see :meth:`window_scores`).
+        """
         import onnxruntime as ort  # deferred: a second of start-up that `earshot --help` does not need
 
         options = ort.SessionOptions()
@@ -112,14 +149,14 @@ class Bundle(Detector):
         if threads:
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
-        onnx_path = self.path / ONNX_FILE
+        onnx_path = self.path / (self.graph if clips else ONNX_FILE)
         try:
             return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BundleError(f"{onnx_path}: cannot be loaded by onnxruntime ({exc})") from None
 
     def use_session(self, session) -> None:
-        """Score with ``session`` from now on (e.g. ``new_session(1)`` in a worker process)."""
+        """Score clips with ``session`` from now on (e.g. ``new_session(1, clips=True)`` in a worker process)."""
         self._session = session
         self._lane_session = session
 
@@ -166,6 +203,9 @@ class Bundle(Detector):
     def window_scores(self, X: Sequence[np.ndarray], *, session=None) -> list[np.ndarray]:
         """Window scores per clip, one array ``(n_time - min_frames + 1,)`` per clip.
 
+        With the int8 graph each clip is its own ONNX call: dynamic quantisation takes the
+        scale of a call's whole input, so a clip's score would depend on the clips beside it.
+
         Parameters
         ----------
         X : sequence of np.ndarray
@@ -184,6 +224,8 @@ class Bundle(Detector):
         for length in np.unique(lengths):
             idx = np.flatnonzero(lengths == length)
             per_call = max(1, _CHUNK_WINDOWS // max(1, int(length) - self.min_frames + 1))
+            if self.graph == ONNX_INT8_FILE:  # dynamic int8 scales each call's input as a whole: one clip per call
+                per_call = 1
             for b in range(0, len(idx), per_call):
                 chunk = idx[b : b + per_call]
                 x = np.ascontiguousarray(np.stack([clips[i].T for i in chunk]), dtype=np.float32)
@@ -272,7 +314,7 @@ class Bundle(Detector):
                 on_file()
             return scores
         if self._lane_session is None:
-            self._lane_session = self.new_session(threads=1)
+            self._lane_session = self.new_session(threads=1, clips=True)
         session = self._lane_session
 
         def lane(step: list) -> np.ndarray:

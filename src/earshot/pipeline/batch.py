@@ -112,7 +112,7 @@ def load_worker_model(model_path: str):
 
 
 def _single_thread(bundle) -> None:
-    bundle.use_session(bundle.new_session(threads=1))
+    bundle.use_session(bundle.new_session(threads=1, clips=True))
 
 
 def score_batch(task: tuple) -> list[dict[str, Any]]:

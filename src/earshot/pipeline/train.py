@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from earshot._util.fs import atomic_dir
 from earshot.bundle import group_dirname, write_index
+from earshot.bundle.quantize import check_subset
 from earshot.bundle.save import write_bundle
 from earshot.datasets import Record, assign_default_split, discover, group_name
 from earshot.datasets.discover import parse_label, read_csv
@@ -194,12 +195,13 @@ def train(
         dirs: dict[str, str] = {}
         for n, (group, recs) in enumerate(sorted(groups.items()), start=1):
             stage = f"{group} ({n}/{len(groups)})"
-            detector, training, validation = _fit_group(
+            detector, training, validation, check = _fit_group(
                 group, recs, stage, cls=cls, params=params, features=features, channel=channel,
                 min_frames=min_frames, window_s=window_s, data=data, group_by=group_by, seed=seed, progress=progress)
             sub = tmp if single else tmp / group_dirname(group)
             sub.mkdir(exist_ok=True)
-            write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation)
+            write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation,
+                         check_clips=check)
             dirs[group] = sub.name
             result.groups[group] = {
                 "n_clips": training["n_clips"],
@@ -231,14 +233,16 @@ def waveform_clips(items: Sequence[tuple[Path, int | None, int | None]], sr: int
 
 def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params: dict[str, Any],
                features: FeatureConfig, channel: int | None, min_frames: int, window_s: float, data: Path,
-               group_by: str, seed: int, progress: Progress | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+               group_by: str, seed: int, progress: Progress | None
+               ) -> tuple[Any, dict[str, Any], dict[str, Any], list[np.ndarray] | None]:
     """Extract one group's features and fit its detector.
 
     Returns
     -------
     tuple
-        ``(detector, training, validation)``: the fitted detector and the manifest's
-        ``training`` and ``validation`` records.
+        ``(detector, training, validation, check)``: the fitted detector, the manifest's
+        ``training`` and ``validation`` records, and a few of the group's log-mel clips to check
+        an int8 scoring graph on (None for a waveform model).
     """
     started = time.perf_counter()
     paths = [r.path for r in recs]
@@ -298,7 +302,8 @@ def _fit_group(group: str, recs: list[Record], stage: str, *, cls: type, params:
         "n_normal": int(calib.size),
         "false_alarm_rate": float(np.mean(calib > detector.threshold_)) if calib.size else None,
     }
-    return detector, training, validation
+    check = None if getattr(detector, "input", "logmel") == "waveform" else check_subset(store)
+    return detector, training, validation, check
 
 
 # ---------------------------------------------------------------------- scoring
