@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Optional
 
@@ -81,11 +81,15 @@ def alert_dict(alert: Alert, machine_name: str) -> dict[str, Any]:
         "threshold": alert.threshold,
         "model": alert.model,
         "label": alert.label,
+        # the closest confirmed fault of the peak snippet (earshot.service.faults); null: none to compare with
+        "fault": alert.fault,
+        "fault_distance": alert.fault_distance,
+        "fault_known": alert.fault_known,
     }
 
 
-def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: int, close_after: int
-                  ) -> Optional[str]:
+def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: int, close_after: int,
+                  on_peak: Optional[Callable[[Alert, Snippet], None]] = None) -> Optional[str]:
     """Update a machine's alert state with a newly stored, scored snippet (same transaction).
 
     Only verdicts given on arrival count: a backlog scored late (``scored_late``) is history,
@@ -93,6 +97,8 @@ def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: in
 
     Opens an alert (its first snippet is the first of the anomalous run) or closes the open
     one; queues a webhook notification when the machine has a URL. Returns the event.
+    ``on_peak(alert, peak_snippet)`` is called when an alert opens and when its peak snippet
+    changes, before the notification is written (it names the alert's closest known fault).
     """
     h = Hysteresis(active=machine.open_alert_id is not None, run_over=machine.run_over, run_under=machine.run_under)
     anomalous = bool(snippet.is_anomalous)
@@ -116,6 +122,8 @@ def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: in
         machine.open_alert_id = alert.id
         for m in members:
             m.alert_id = alert.id
+        if on_peak is not None:
+            on_peak(alert, peak)
     elif machine.open_alert_id is not None:
         alert = session.get(Alert, machine.open_alert_id)
         if alert is not None:
@@ -124,6 +132,8 @@ def apply_verdict(session, machine: Machine, snippet: Snippet, *, open_after: in
                 alert.n_anomalous += 1
                 if snippet.score is not None and snippet.score > alert.peak_score:
                     alert.peak_score, alert.peak_snippet_id = snippet.score, snippet.id
+                    if on_peak is not None:
+                        on_peak(alert, snippet)
             if what == "close":
                 alert.state, alert.closed_at, alert.close_snippet_id = "closed", now, snippet.id
                 machine.open_alert_id = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request, UploadFile
@@ -12,6 +12,7 @@ from fastapi import Request, UploadFile
 from earshot.errors import ParameterError
 from earshot.service.alerts import Notifier
 from earshot.service.audio import ApiError
+from earshot.service.faults import FaultIndex
 from earshot.service.jobs import JobRunner
 from earshot.service.registry import ModelRegistry, check_name
 from earshot.service.settings import Settings
@@ -29,6 +30,7 @@ class ServiceState:
     registry: ModelRegistry
     notifier: Notifier
     jobs: JobRunner
+    faults: FaultIndex = field(default_factory=FaultIndex)  # fault signatures per machine and model
 
 
 def state(request: Request) -> ServiceState:

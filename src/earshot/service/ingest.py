@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from earshot.service.alerts import apply_verdict
 from earshot.service.audio import DISPLAY_SR, ApiError, check_audio, decode, score_audio
 from earshot.service.deps import ServiceState, receive_upload, upload_label
+from earshot.service.faults import FaultProbe
 from earshot.service.store import Machine, Snippet, iso, utcnow
 
 __all__ = ["ingest_snippet", "snippet_dict", "parse_time", "check_client_id"]
@@ -43,7 +44,7 @@ def snippet_dict(sn: Snippet, machine: str) -> dict[str, Any]:
         "model": sn.model, "score": sn.score, "threshold": sn.threshold, "is_anomalous": sn.is_anomalous,
         "scored_at": iso(sn.scored_at), "scored_late": bool(sn.scored_late),
         "alert_id": sn.alert_id, "label": LABEL_NAMES[sn.label], "labelled_at": iso(sn.labelled_at),
-        "labelled_by": sn.labelled_by, "note": sn.note,
+        "labelled_by": sn.labelled_by, "note": sn.note, "fault": sn.fault,
         "audio_url": f"/snippets/{sn.id}/audio", "spectrogram_url": f"/snippets/{sn.id}/spectrogram.png",
     }
 
@@ -97,12 +98,14 @@ def ingest_snippet(st: ServiceState, machine: str, file: UploadFile, *, client_i
         with st.store.read() as s:
             row = s.scalars(select(Machine).where(Machine.name == machine)).first()
             explicit = row.model if row is not None else None
+            machine_id = row.id if row is not None else None
         entry = st.registry.for_machine(machine, explicit)
         sr = entry.bundle.features.sr if entry is not None else DISPLAY_SR
         facts = check_audio(tmp, label=label, min_sr=sr, limits=st.settings.limits)
         y = decode(tmp, label=label, sr=sr, channel=entry.bundle.channel if entry is not None else None,
                    limits=st.settings.limits)
         verdict = score_audio(y, entry, label=label) if entry is not None else None
+        probe = st.faults.probe(st.store, machine_id, entry, verdict, y, st.settings.limits)  # None unless anomalous
         rel = st.store.keep_audio(tmp, sha, facts.ext)
         tmp = None
     finally:
@@ -111,7 +114,7 @@ def ingest_snippet(st: ServiceState, machine: str, file: UploadFile, *, client_i
 
     for attempt in range(2):
         try:
-            out = _commit(st, machine, cid, when, sha, rel, size, facts, verdict)
+            out = _commit(st, machine, cid, when, sha, rel, size, facts, verdict, probe)
             break
         except IntegrityError:  # the same snippet_id (or a new machine) arrived twice at once
             existing = _existing(st, machine, cid)
@@ -119,14 +122,16 @@ def ingest_snippet(st: ServiceState, machine: str, file: UploadFile, *, client_i
                 return _duplicate(existing, sha, machine, cid), False
             if attempt:
                 raise
+    if probe is not None:
+        probe.remember()
     if out["alert_event"] is not None:
         log.info("machine %s: alert %s (snippet %d, score %.4g)", machine, out["alert_event"], out["id"], out["score"])
         st.notifier.wake()
     return out, True
 
 
-def _commit(st: ServiceState, machine: str, cid: str, when, sha: str, rel: str, size: int, facts, verdict
-            ) -> dict[str, Any]:
+def _commit(st: ServiceState, machine: str, cid: str, when, sha: str, rel: str, size: int, facts, verdict,
+            probe: Optional[FaultProbe] = None) -> dict[str, Any]:
     """One transaction: the machine (created on first report), the snippet row, the alert state."""
     now = utcnow()
     with st.store.write() as s:
@@ -144,11 +149,14 @@ def _commit(st: ServiceState, machine: str, cid: str, when, sha: str, rel: str, 
             sn.scored_at, sn.scored_late = now, False
         s.add(sn)
         s.flush()
+        if probe is not None:
+            probe.current = sn
         m.n_snippets = (m.n_snippets or 0) + 1
         m.last_snippet_at = sn.recorded_at
         m.last_score, m.last_threshold, m.last_is_anomalous = sn.score, sn.threshold, sn.is_anomalous
         event = None
         if verdict is not None:
             event = apply_verdict(s, m, sn, open_after=st.settings.alert_open_after,
-                                  close_after=st.settings.alert_close_after)
+                                  close_after=st.settings.alert_close_after,
+                                  on_peak=probe.on_peak if probe is not None else None)
         return {**snippet_dict(sn, machine), "duplicate": False, "alert_event": event}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from earshot.service.audio import DISPLAY_SR, ApiError, decode, spectrogram_png
 from earshot.service.deps import ServiceState, require_key, state
+from earshot.service.faults import check_fault
 from earshot.service.ingest import LABELS, snippet_dict
 from earshot.service.store import Alert, Machine, Snippet, utcnow
 
@@ -34,6 +35,9 @@ class LabelIn(BaseModel):
     label: Optional[Literal["anomaly", "normal"]] = Field(..., description="anomaly (confirm) | normal (reject) | null")
     by: Optional[str] = Field(None, max_length=64, description="Who labelled it.")
     note: Optional[str] = Field(None, max_length=2000)
+    fault: Optional[str] = Field(None, max_length=1000, description=(
+        "With label anomaly only: the fault type (free text such as 'bearing', trimmed, at most 64 characters); "
+        "alerts of the machine are then compared with its fault-labelled snippets."))
 
 
 def _load(st: ServiceState, snippet_id: int) -> tuple[Snippet, str]:
@@ -57,15 +61,18 @@ def label(snippet_id: SnippetId, body: LabelIn, st: ServiceState = Depends(state
     """Confirm (anomaly) or reject (normal) a snippet; its alert takes the label too.
 
     Labels are kept for training: ``POST /machines/{machine}/train`` uses normal-labelled
-    snippets and never anomaly-labelled ones.
+    snippets and never anomaly-labelled ones. ``fault`` names the fault of a confirmed anomaly
+    (422 with any other label); the body replaces the snippet's label, so a relabel without
+    ``fault`` clears it.
     """
+    fault = check_fault(body.fault, body.label)
     with st.store.write() as s:
         sn = s.get(Snippet, snippet_id)
         if sn is None:
             raise ApiError(404, f"snippet {snippet_id} not found")
         sn.label = None if body.label is None else LABELS[body.label]
         sn.labelled_at = utcnow() if body.label is not None else None
-        sn.labelled_by, sn.note = body.by, body.note
+        sn.labelled_by, sn.note, sn.fault = body.by, body.note, fault
         if sn.alert_id is not None:
             alert = s.get(Alert, sn.alert_id)
             if alert is not None:
