@@ -34,6 +34,7 @@ from earshot.pipeline import train
 from earshot.service.backlog import backlog_size, score_backlog
 from earshot.service.registry import ModelEntry, ModelRegistry
 from earshot.service.store import Job, Machine, Snippet, Store, iso, utcnow
+from earshot.service.supervised import supervised_message, train_supervised
 
 __all__ = ["JobRunner", "job_dict", "training_snippets", "count_training_snippets"]
 
@@ -141,6 +142,11 @@ class JobRunner:
                     result = self._score(job)
                     message = (f"{result['n_scored']} stored snippets scored late with model {result['model']}"
                                f" ({result['n_anomalous']} anomalous, {result['n_not_scorable']} not scorable)")
+                elif job.params.get("model") == "supervised":  # labels: CNN, held-out comparison, swap if better
+                    result = train_supervised(self.store, self.registry, job.machine, job.params,
+                                              trained_dir=self.trained_dir, device=self.device,
+                                              update=lambda **v: self._update(job_id, **v))
+                    message = supervised_message(result)
                 else:
                     result = self._train(job)
                     message = f"model {result['model']} trained on {result['n_snippets']} snippets"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
@@ -16,6 +16,7 @@ from earshot.service.deps import ServiceState, machine_name, require_key, state
 from earshot.service.ingest import ingest_snippet, snippet_dict
 from earshot.service.jobs import count_training_snippets, job_dict
 from earshot.service.store import Alert, Machine, Snippet, iso, utcnow
+from earshot.service.supervised import MIN_ANOMALIES, MIN_NORMALS, choose_model
 from earshot.service.webhooks import WebhookError, WebhookPolicy, mask_url
 
 router = APIRouter(tags=["machines"])
@@ -36,6 +37,11 @@ class TrainIn(BaseModel):
     include_unlabelled: bool = Field(True, description="Also use unlabelled snippets the current model did not flag.")
     min_snippets: Optional[int] = Field(None, ge=1, description="Fewest normal snippets to accept (default: the server's).")
     n_mels: Optional[int] = Field(None, ge=8, le=256, description="Mel bands (default: the current model's, else 128).")
+    model: Literal["autoencoder", "supervised", "auto"] = Field(
+        "autoencoder", description="autoencoder (normal snippets) | supervised (CNN on labelled snippets, swapped in "
+                                   "only when better on held-out labels) | auto (supervised when the labels suffice).")
+    min_anomalies: int = Field(MIN_ANOMALIES, ge=3, description="Fewest confirmed anomalies for supervised training.")
+    min_normal_labels: int = Field(MIN_NORMALS, ge=3, description="Fewest snippets labelled normal for supervised training.")
     seed: int = 0
 
 
@@ -211,6 +217,12 @@ def train(body: Optional[TrainIn] = None, machine: str = Depends(machine_name),
     params = {"epochs": body.epochs or st.settings.train_epochs, "threshold": body.threshold,
               "include_unlabelled": body.include_unlabelled, "n_mels": body.n_mels, "seed": body.seed,
               "min_snippets": body.min_snippets or st.settings.train_min_snippets}
+    with st.store.read() as s:  # "auto": supervised when the labels suffice; 409 when "supervised" lacks them
+        params.update(choose_model(s, _get_machine(s, machine), body.model, min_anomalies=body.min_anomalies,
+                                   min_normals=body.min_normal_labels))
+    if params["model"] == "supervised":
+        job = st.jobs.submit(machine, params)
+        return {**job_dict(job), "url": f"/jobs/{job.id}"}
     with st.store.read() as s:
         m = _get_machine(s, machine)
         n = count_training_snippets(s, m, include_unlabelled=body.include_unlabelled)
