@@ -204,3 +204,96 @@ def test_event_log_is_a_valid_csv_at_every_moment(tmp_path):
     assert (tmp_path / "quiet.csv").read_text() == "start_s,end_s,peak_score,mean_score\n"
     EventLog(tmp_path / "never.csv").close(create=False)  # a session that never started
     assert not (tmp_path / "never.csv").exists()
+
+
+# ---------------------------------------------------------------------- once per hop, any block size
+def _slice_wav(case, tmp_path, start_s: float = 50.0, seconds: float = 20.0):
+    """20 s of the long recording around the fault's start, as its own file."""
+    y, sr = sf.read(case["long"], dtype="float32")
+    path = tmp_path / "slice.wav"
+    sf.write(path, y[int(start_s * sr) : int((start_s + seconds) * sr)], sr, subtype="FLOAT")
+    return path, y[int(start_s * sr) : int((start_s + seconds) * sr)]
+
+
+def _stream(scorer, y, sizes):
+    """Push ``y`` in blocks of ``sizes`` (cycled); every window, and the pushes that gave some."""
+    out, i, j, productive = [], 0, 0, 0
+    while i < y.size:
+        n = sizes[j % len(sizes)]
+        got = scorer.push(y[i : i + n])
+        productive += bool(got)
+        out += got
+        i, j = i + n, j + 1
+    return out + scorer.finish(), productive
+
+
+class _CountingSession:
+    """The scorer's onnxruntime session, counting its calls."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+
+    def run(self, *args, **kwargs):
+        self.calls += 1
+        return self.inner.run(*args, **kwargs)
+
+
+@pytest.mark.parametrize("model", ["dense-ae", "lstm-ae"])
+def test_any_block_size_scores_as_detect_does(model, tmp_path_factory, tmp_path):
+    from earshot.bundle import load_model
+    from earshot.timeline import scan_file
+
+    case = long_case(tmp_path_factory, model=model)
+    bundle = next(iter(load_model(case["model"]).bundles.values()))
+    path, y = _slice_wav(case, tmp_path)
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
+    offline = list(scan_file(path, bundle, geo, threads=1))  # what detect scores
+    assert len(offline) == geo.n_windows(y.size) == 191
+    settings = EventSettings()
+    for sizes in ([1024], [16000], [777], [1, 1023, 5000, 333, 160], [50_000]):  # 64 ms, 1 s, odd, mixed, > ring
+        got, _ = _stream(StreamScorer(bundle, geo), y, sizes)
+        assert [(w.index, w.start_s, w.end_s) for w in got] == [(w.index, w.start_s, w.end_s) for w in offline]
+        np.testing.assert_allclose([w.score for w in got], [w.score for w in offline], rtol=1e-5, atol=0)
+        events = [settings.tracker(bundle, geo)[0] for _ in range(2)]
+        found = [[e for w in ws for e in t.update(w)] + t.finish() for t, ws in zip(events, (got, offline))]
+        assert [(e.start_s, e.end_s) for e in found[0]] == [(e.start_s, e.end_s) for e in found[1]]
+
+
+@pytest.mark.parametrize("hop_s, block", [(0.1, 1024), (0.05, 1024), (0.5, 1024), (0.1, 16000)])
+def test_the_model_runs_once_per_completed_hop(bundle, case, tmp_path, hop_s, block):
+    """One model call per push that completes a window (all its new windows batched), never one
+    per audio block: with 64 ms blocks and a 100 ms hop, 10 calls a second, not 15.6."""
+    _, y = _slice_wav(case, tmp_path)
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=hop_s)
+    scorer = StreamScorer(bundle, geo)
+    spy = scorer._session = _CountingSession(scorer._session)
+    windows, productive = [], 0
+    for i in range(0, y.size, block):
+        before = spy.calls
+        got = scorer.push(y[i : i + block])
+        assert spy.calls - before == (1 if got else 0)  # a call only for a push that completes windows
+        productive += bool(got)
+        windows += got
+    in_pushes = spy.calls
+    windows += scorer.finish()
+    assert spy.calls - in_pushes <= 1 and spy.calls == scorer.onnx_calls
+    assert len(windows) == geo.n_windows(y.size) and in_pushes == productive
+    n_blocks = -(-y.size // block)
+    if block < geo.hop_samples:
+        assert in_pushes <= len(windows) and in_pushes < n_blocks  # one call per hop, fewer than blocks
+    else:
+        assert in_pushes < len(windows)  # several windows complete in one block: one call for them all
+
+
+def test_ring_read_into_moves_samples_without_allocating():
+    ring = RingBuffer(10)
+    out = np.zeros(4, np.float32)
+    ring.write(np.arange(8))
+    assert ring.read_into(out, timeout=0) == 4 and out.tolist() == [0, 1, 2, 3]  # the rest stays
+    ring.write(np.arange(8, 14))  # wraps around the end
+    got = []
+    while n := ring.read_into(out, timeout=0):
+        got += out[:n].tolist()
+    assert got == list(range(4, 14)) and ring.read_into(out, timeout=0) == 0
+    ring.close()
+    assert ring.read_into(out, timeout=0) is None

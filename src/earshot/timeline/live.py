@@ -1,6 +1,11 @@
 """The ``earshot listen`` session: :func:`monitor`, the consumer loop (ring buffer, scorer,
 event tracker), and what a session writes as it goes: :class:`Recorder` (``--record``, the
 audio) and :class:`EventLog` (``--events``, one CSV row per finished event).
+
+Per audio block the loop only moves samples: each read copies the unread samples out of the
+ring into one reused array and pushes a view of it to the scorer, which copies them into its
+own preallocated buffer and computes frames and runs the model only when a timeline window has
+become complete (once per hop, not once per block).
 """
 
 from __future__ import annotations
@@ -153,6 +158,7 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     MonitorSummary
     """
     ring = RingBuffer(int(math.ceil(ring_s * source.sr)))
+    block = np.empty(ring.capacity, np.float32)  # what each read moves out of the ring (reused)
     summary = MonitorSummary()
     started = time.perf_counter()
     limit = None if max_seconds is None else int(round(max_seconds * source.sr))
@@ -184,18 +190,17 @@ def monitor(source, scorer: StreamScorer, tracker: EventTracker, *,
     try:
         while not (stop is not None and stop.is_set()):
             wait = 0.25 if stall_s is None else min(0.25, max(0.01, heard_at + stall_s - time.monotonic()))
-            x = ring.read(timeout=wait)  # (waits for samples: no busy loop, the watchdog's deadline kept)
-            if x is None:
+            n = ring.read_into(block, timeout=wait)  # (waits for samples: no busy loop, the watchdog's deadline kept)
+            if n is None:
                 break
-            if not x.size:
+            if not n:
                 silence = time.monotonic() - heard_at  # an empty read: nothing came since the last one
                 if stall_s is not None and silence >= stall_s:  # a hung device, or one gone without a word
                     failure = _stalled(source, silence, heard)
                     break
                 continue
             heard_at, heard = time.monotonic(), True
-            if limit is not None:
-                x = x[: max(0, limit - scorer.n_samples)]
+            x = block[: n if limit is None else min(n, max(0, limit - scorer.n_samples))]  # a view: no copy
             if recorder is not None:
                 recorder.write(x)
             handle(scorer.push(x))

@@ -86,6 +86,25 @@ class RingBuffer:
             self._cond.notify_all()
             return out
 
+    def read_into(self, out: np.ndarray, *, timeout: float | None = None) -> int | None:
+        """Move up to ``out.size`` unread samples into ``out`` (no allocation); waits for some.
+
+        Returns how many were moved: None once closed and drained, 0 on timeout. Samples that
+        do not fit stay for the next read.
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: self._written > self._read or self._closed, timeout)
+            n = min(self._written - self._read, out.size)
+            if n == 0:
+                return None if self._closed and self._written == self._read else 0
+            pos = self._read % self.capacity
+            first = min(n, self.capacity - pos)
+            out[:first] = self._data[pos : pos + first]
+            out[first:n] = self._data[: n - first]
+            self._read += n
+            self._cond.notify_all()
+            return n
+
     def close(self) -> None:
         """No more samples will come; the consumer drains what is left."""
         with self._cond:

@@ -50,16 +50,21 @@ class StreamScorer:
         self.geometry = geometry
         self.aggregate = bundle.aggregate
         self._session = bundle.new_session(threads)  # 0: onnxruntime's default, all cores
-        self._frames = FrameStream(bundle.features)
+        g = geometry
+        self._frames = FrameStream(bundle.features, capacity=2 * (g.hop_samples + g.n_fft) + 4096)
         self._on_frames = on_frames
-        n_mels = bundle.features.n_mels
-        self._fbuf = np.empty((0, n_mels), np.float32)  # frames from _fbuf_start on
-        self._fbuf_start = 0
+        # Frames from _fbuf_start on (_fbuf_len of them) and model-window errors from _err_start
+        # on (_err_len): preallocated, grown only when a larger batch than ever comes.
+        frames_per_hop = -(-g.hop_samples // g.hop_length) + 1
+        self._fbuf = np.empty((2 * (frames_per_hop + g.model_frames + g.model_hop), bundle.features.n_mels), np.float32)
+        self._fbuf_start = self._fbuf_len = 0
+        window_models = g.window_samples // g.hop_length // max(1, g.model_hop) + 2
+        self._errors = np.empty(2 * (window_models + frames_per_hop), np.float64)
+        self._err_start = self._err_len = 0
         self._next_model = 0  # next model window to score
-        self._errors = np.empty(0, np.float64)  # model-window errors from _err_start on
-        self._err_start = 0
         self.next_window = 0  # next timeline window
         self.onnx_seconds = 0.0
+        self.onnx_calls = 0
 
     @property
     def n_samples(self) -> int:
@@ -67,54 +72,93 @@ class StreamScorer:
         return self._frames.n_samples
 
     def push(self, samples: np.ndarray) -> list[WindowScore]:
-        """Add samples (mono, float32, at the bundle's rate); return the windows now complete."""
-        return self._advance(self._frames.push(samples))
+        """Add samples (mono, float32, at the bundle's rate); return the windows now complete.
+
+        The samples are copied into a preallocated buffer; frames are computed and the model
+        runs (once, over every model window the new windows need) only when a timeline window
+        has become complete, i.e. once per hop in a stream of blocks shorter than the hop.
+        """
+        self._frames.append(samples)
+        return self._advance()
 
     def finish(self) -> list[WindowScore]:
         """End of the stream: score the last frames (zero-padded) and the last whole windows."""
-        return self._advance(self._frames.flush())
+        self._frames.close()
+        out = self._advance()
+        self._take_frames(self._frames.total)  # the frames no window needed (for on_frames' picture)
+        return out
 
-    def _advance(self, new: np.ndarray) -> list[WindowScore]:
+    def _last_window(self) -> int:
+        """The last timeline window whose samples and frames are all there (-1: none)."""
         g = self.geometry
-        if len(new):
-            if self._on_frames is not None:
-                self._on_frames(new)
-            self._fbuf = np.concatenate([self._fbuf, new]) if len(self._fbuf) else new
-        n_frames = self._fbuf_start + len(self._fbuf)
-        if n_frames >= g.model_frames:
-            last = (n_frames - g.model_frames) // g.model_hop
-            if last >= self._next_model:
-                a = self._next_model * g.model_hop - self._fbuf_start
-                b = last * g.model_hop + g.model_frames - self._fbuf_start
-                x = np.ascontiguousarray(self._fbuf[a:b][None], dtype=np.float32)
-                started = time.perf_counter()
-                (errors,) = self._session.run(None, {"logmel": x})
-                self.onnx_seconds += time.perf_counter() - started
-                if errors.shape != (1, last + 1 - self._next_model):
-                    raise EarshotError(
-                        f"{self.bundle.path}: the scoring graph gave {errors.shape[-1]} windows for {x.shape[1]} frames, "
-                        f"expected {last + 1 - self._next_model} (windows of {g.model_frames} frames every "
-                        f"{g.model_hop}); this model cannot be streamed")
-                self._errors = np.concatenate([self._errors, errors[0].astype(np.float64)])
-                self._next_model = last + 1
-            drop = self._next_model * g.model_hop - self._fbuf_start
-            if drop > 0:
-                self._fbuf = self._fbuf[drop:]
-                self._fbuf_start += drop
+        k = g.n_windows(self.n_samples) - 1
+        ready = self._frames.ready
+        while k >= self.next_window and (g.model_windows(k)[1] - 1) * g.model_hop + g.model_frames > ready:
+            k -= 1  # (its last model window needs frames not computable yet)
+        return k
+
+    def _advance(self) -> list[WindowScore]:
+        k_last = self._last_window()
+        if k_last < self.next_window:
+            return []
+        g = self.geometry
+        i_stop = g.model_windows(k_last)[1]
+        if i_stop > self._next_model:
+            self._score(i_stop)
         out: list[WindowScore] = []
-        while True:
-            k = self.next_window
-            if k * g.hop_samples + g.window_samples > self.n_samples:
-                break
+        for k in range(self.next_window, k_last + 1):
             i0, i1 = g.model_windows(k)
-            if i1 > self._next_model:
-                break
             errs = self._errors[i0 - self._err_start : i1 - self._err_start]
             start_s, end_s = g.bounds_s(k)
             out.append(WindowScore(k, start_s, end_s, aggregate(errs, self.aggregate)))
-            self.next_window = k + 1
-            keep_from = g.model_windows(k + 1)[0]
-            if keep_from > self._err_start:
-                self._errors = self._errors[keep_from - self._err_start :]
-                self._err_start = keep_from
+        self.next_window = k_last + 1
+        keep_from = g.model_windows(self.next_window)[0]
+        if keep_from > self._err_start:
+            drop = min(keep_from - self._err_start, self._err_len)
+            self._errors[: self._err_len - drop] = self._errors[drop : self._err_len]
+            self._err_start += drop
+            self._err_len -= drop
         return out
+
+    def _take_frames(self, t_stop: int) -> None:
+        """Compute frames up to ``t_stop`` into the frame buffer (and hand them to on_frames)."""
+        new = self._frames.compute(t_stop)
+        if not len(new):
+            return
+        if self._on_frames is not None:
+            self._on_frames(new)
+        drop = max(0, min(self._next_model * self.geometry.model_hop - self._fbuf_start, self._fbuf_len))
+        keep = self._fbuf_len - drop
+        if keep + len(new) > len(self._fbuf):
+            grown = np.empty((max(2 * len(self._fbuf), keep + len(new)), self._fbuf.shape[1]), np.float32)
+            grown[:keep] = self._fbuf[drop : self._fbuf_len]
+            self._fbuf = grown
+        elif drop:
+            self._fbuf[:keep] = self._fbuf[drop : self._fbuf_len]
+        self._fbuf_start += drop
+        self._fbuf[keep : keep + len(new)] = new
+        self._fbuf_len = keep + len(new)
+
+    def _score(self, i_stop: int) -> None:
+        """Run the model once over model windows ``[_next_model, i_stop)``."""
+        g = self.geometry
+        n = i_stop - self._next_model
+        self._take_frames((i_stop - 1) * g.model_hop + g.model_frames)
+        a = self._next_model * g.model_hop - self._fbuf_start
+        b = (i_stop - 1) * g.model_hop + g.model_frames - self._fbuf_start
+        x = self._fbuf[a:b][None]  # a view: rows of a C-contiguous float32 array
+        started = time.perf_counter()
+        (errors,) = self._session.run(None, {"logmel": x})
+        self.onnx_seconds += time.perf_counter() - started
+        self.onnx_calls += 1
+        if errors.shape != (1, n):
+            raise EarshotError(
+                f"{self.bundle.path}: the scoring graph gave {errors.shape[-1]} windows for {x.shape[1]} frames, "
+                f"expected {n} (windows of {g.model_frames} frames every {g.model_hop}); this model cannot be streamed")
+        if self._err_len + n > len(self._errors):
+            grown = np.empty(max(2 * len(self._errors), self._err_len + n), np.float64)
+            grown[: self._err_len] = self._errors[: self._err_len]
+            self._errors = grown
+        self._errors[self._err_len : self._err_len + n] = errors[0]
+        self._err_len += n
+        self._next_model = i_stop
