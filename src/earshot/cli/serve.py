@@ -51,6 +51,8 @@ def register(app: typer.Typer, out, err) -> None:
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
         train_device: Annotated[str, typer.Option(help="Where training jobs run: auto (CUDA when torch sees a GPU) | cpu | cuda.",
                                                   envvar="EARSHOT_TRAIN_DEVICE")] = "auto",
+        drift_every: Annotated[int, typer.Option(
+            help="Check a machine's drift in the background after every N snippets scored (0: only on request).")] = 50,
     ) -> None:
         """Serve the REST API (OpenAPI at /docs), the web page and the monitoring store."""
         try:
@@ -72,6 +74,7 @@ def register(app: typer.Typer, out, err) -> None:
             max_duration_s=max_duration_s, max_channels=max_channels, min_sr=min_rate, max_sr=max_rate, max_decoded_mb=max_decoded_mb,
             timeout_header_s=timeout_header_s, timeout_body_s=timeout_body_s,
             timeout_keep_alive_s=timeout_keep_alive_s, limit_concurrency=limit_concurrency, train_device=train_device,
+            drift_check_every=drift_every,
         )
         log = logging.getLogger("earshot")
         if host not in LOCAL_HOSTS and not settings.api_key:

@@ -228,12 +228,12 @@ class Notifier:
             row.attempts += 1
             if error is None:
                 row.state, row.sent_at, row.last_error = "sent", utcnow(), None
-                log.info("webhook %s for alert %d delivered", row.event, row.alert_id)
+                log.info("webhook %s (notification %d) delivered", row.event, row.id)
                 return
             row.last_error = error
             if row.attempts >= self.retries:
                 row.state = "failed"
-                log.warning("webhook %s for alert %d failed after %d attempts: %s", row.event, row.alert_id,
+                log.warning("webhook %s (notification %d) failed after %d attempts: %s", row.event, row.id,
                             row.attempts, error)
             else:
                 delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (row.attempts - 1))

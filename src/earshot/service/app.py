@@ -28,6 +28,7 @@ from earshot.errors import EarshotError, ParameterError
 from earshot.service.alerts import Notifier
 from earshot.service.audio import ApiError
 from earshot.service.deps import ServiceState
+from earshot.service.drift_watch import DriftWatcher
 from earshot.service.jobs import JobRunner
 from earshot.service.migrations import check_schema_version, stored_schema_version
 from earshot.service.registry import ModelRegistry
@@ -175,13 +176,17 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         notifier = Notifier(store, retries=settings.webhook_retries, backoff_s=settings.webhook_backoff_s,
                             timeout_s=settings.webhook_timeout_s, policy=WebhookPolicy(settings.webhook_allow))
         jobs = JobRunner(store, registry, trained_dir=data / "models", device=settings.train_device)
-        app.state.earshot = ServiceState(settings=settings, store=store, registry=registry, notifier=notifier, jobs=jobs)
+        drift = DriftWatcher(store, registry, notifier, every=settings.drift_check_every)
+        app.state.earshot = ServiceState(settings=settings, store=store, registry=registry, notifier=notifier, jobs=jobs,
+                                         drift=drift)
         notifier.start()
         jobs.start()
+        drift.start()
         log.info("earshot service ready: %d model(s), %s database, data in %s", len(registry.names()), store.backend, data)
         try:
             yield
         finally:
+            drift.stop()
             jobs.stop()
             notifier.stop()
             store.close()

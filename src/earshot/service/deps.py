@@ -6,12 +6,14 @@ import hmac
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from fastapi import Request, UploadFile
 
 from earshot.errors import ParameterError
 from earshot.service.alerts import Notifier
 from earshot.service.audio import ApiError
+from earshot.service.drift_watch import DriftWatcher
 from earshot.service.faults import FaultIndex
 from earshot.service.jobs import JobRunner
 from earshot.service.registry import ModelRegistry, check_name
@@ -30,6 +32,7 @@ class ServiceState:
     registry: ModelRegistry
     notifier: Notifier
     jobs: JobRunner
+    drift: Optional[DriftWatcher] = None  # background drift checks (earshot.service.drift_watch)
     faults: FaultIndex = field(default_factory=FaultIndex)  # fault signatures per machine and model
 
 

@@ -127,6 +127,8 @@ def ingest_snippet(st: ServiceState, machine: str, file: UploadFile, *, client_i
     if out["alert_event"] is not None:
         log.info("machine %s: alert %s (snippet %d, score %.4g)", machine, out["alert_event"], out["id"], out["score"])
         st.notifier.wake()
+    if verdict is not None and st.drift is not None:
+        st.drift.notify(machine)  # its thread decides whether a drift check is due
     return out, True
 
 

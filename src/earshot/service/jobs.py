@@ -14,6 +14,7 @@ for a machine with such snippets, and at start-up for every machine a model now 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import logging
 import os
 import queue
@@ -50,23 +51,26 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def _normal(machine: Machine, include_unlabelled: bool):
+def _normal(machine: Machine, include_unlabelled: bool, since: Optional[str] = None):
     cond = Snippet.label == 0
     if include_unlabelled:
         cond = or_(cond, (Snippet.label.is_(None) & or_(Snippet.is_anomalous.is_(None), Snippet.is_anomalous.is_(False))))
+    if since:  # ISO time (store.iso): only snippets recorded since then (retraining on recent ones)
+        cond = cond & (Snippet.recorded_at >= dt.datetime.fromisoformat(since.replace("Z", "")))
     return (Snippet.machine_id == machine.id) & cond
 
 
-def training_snippets(session, machine: Machine, *, include_unlabelled: bool) -> list[Snippet]:
+def training_snippets(session, machine: Machine, *, include_unlabelled: bool, since: Optional[str] = None) -> list[Snippet]:
     """A machine's snippets taken as normal: labelled normal, plus (``include_unlabelled``)
     unlabelled ones its model did not flag (or that were stored unscored). Never ones labelled
-    anomaly."""
-    return list(session.scalars(select(Snippet).where(_normal(machine, include_unlabelled)).order_by(Snippet.id)))
+    anomaly. ``since`` (ISO time): only those recorded since then."""
+    return list(session.scalars(select(Snippet).where(_normal(machine, include_unlabelled, since)).order_by(Snippet.id)))
 
 
-def count_training_snippets(session, machine: Machine, *, include_unlabelled: bool) -> int:
+def count_training_snippets(session, machine: Machine, *, include_unlabelled: bool, since: Optional[str] = None) -> int:
     """``len(training_snippets(...))`` without loading the rows."""
-    return int(session.scalar(select(func.count()).select_from(Snippet).where(_normal(machine, include_unlabelled))))
+    return int(session.scalar(select(func.count()).select_from(Snippet)
+                              .where(_normal(machine, include_unlabelled, since))))
 
 
 class JobRunner:
@@ -183,7 +187,8 @@ class JobRunner:
             machine = s.scalars(select(Machine).where(Machine.name == job.machine)).first()
             if machine is None:
                 raise EarshotError(f"machine {job.machine!r} has no snippets")
-            snippets = training_snippets(s, machine, include_unlabelled=params["include_unlabelled"])
+            snippets = training_snippets(s, machine, include_unlabelled=params["include_unlabelled"],
+                                         since=params.get("since"))
             current = self.registry.for_machine(machine.name, machine.model)
         if len(snippets) < params["min_snippets"]:
             raise EarshotError(f"machine {job.machine!r} has {len(snippets)} normal snippets; "

@@ -71,6 +71,9 @@ class Settings(BaseModel):
         ``cuda``; the trained bundle scores without torch either way.
     timeline_window_s : float
         Bin width of the per-window timeline returned by ``POST /score?timeline=true``.
+    drift_check_every : int
+        A machine's drift is checked in the background (and stored in its drift series) after
+        every ``drift_check_every`` snippets its model scored on arrival; 0: only on request.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -103,6 +106,7 @@ class Settings(BaseModel):
     train_epochs: int = Field(30, ge=1)
     train_device: str = "auto"
     timeline_window_s: float = Field(1.0, gt=0)
+    drift_check_every: int = Field(50, ge=0)
 
     def __init__(self, **data):
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import aliased
 
 from earshot.service.alerts import alert_dict
 from earshot.service.audio import ApiError
 from earshot.service.deps import ServiceState, state
-from earshot.service.store import Alert, Machine, Notification, iso
+from earshot.service.store import Alert, DriftCheck, Machine, Notification, iso
 from earshot.service.webhooks import mask_url
 
 router = APIRouter(tags=["alerts"])
@@ -51,17 +52,23 @@ def notifications(
     """
     if notification_state not in (None, "pending", "sent", "failed"):
         raise ApiError(422, f"state: expected pending, sent or failed, got {notification_state!r}")
-    stmt = (select(Notification, Machine.name).join(Alert, Alert.id == Notification.alert_id, isouter=True)
-            .join(Machine, Machine.id == Alert.machine_id, isouter=True).order_by(Notification.id.desc()).limit(limit))
+    drift_machine = aliased(Machine)  # a drift notification has no alert: its machine is its drift check's
+    stmt = (select(Notification, Machine.name, drift_machine.name)
+            .join(Alert, Alert.id == Notification.alert_id, isouter=True)
+            .join(Machine, Machine.id == Alert.machine_id, isouter=True)
+            .join(DriftCheck, DriftCheck.id == Notification.drift_check_id, isouter=True)
+            .join(drift_machine, drift_machine.id == DriftCheck.machine_id, isouter=True)
+            .order_by(Notification.id.desc()).limit(limit))
     if notification_state:
         stmt = stmt.where(Notification.state == notification_state)
     if machine:
-        stmt = stmt.where(Machine.name == machine)
+        stmt = stmt.where(or_(Machine.name == machine, drift_machine.name == machine))
     with st.store.read() as s:
         rows = s.execute(stmt).all()
     return {"notifications": [
-        {"id": n.id, "alert_id": n.alert_id, "machine": name, "event": n.event, "url": mask_url(n.url),
+        {"id": n.id, "alert_id": n.alert_id, "drift_check_id": n.drift_check_id, "machine": name or drift_name,
+         "event": n.event, "url": mask_url(n.url),
          "state": n.state, "attempts": n.attempts, "created_at": iso(n.created_at),
          "next_attempt_at": iso(n.next_attempt_at) if n.state == "pending" else None, "sent_at": iso(n.sent_at),
          "last_error": n.last_error}
-        for n, name in rows]}
+        for n, name, drift_name in rows]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal, Optional
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
@@ -43,6 +44,8 @@ class TrainIn(BaseModel):
     min_anomalies: int = Field(MIN_ANOMALIES, ge=3, description="Fewest confirmed anomalies for supervised training.")
     min_normal_labels: int = Field(MIN_NORMALS, ge=3, description="Fewest snippets labelled normal for supervised training.")
     seed: int = 0
+    since_days: Optional[float] = Field(None, gt=0, le=3650, description="Only snippets recorded in the last DAYS days "
+                                        "(retraining on recent normal snippets after drift).")
 
 
 def _status(m: Machine) -> str:
@@ -217,6 +220,9 @@ def train(body: Optional[TrainIn] = None, machine: str = Depends(machine_name),
     params = {"epochs": body.epochs or st.settings.train_epochs, "threshold": body.threshold,
               "include_unlabelled": body.include_unlabelled, "n_mels": body.n_mels, "seed": body.seed,
               "min_snippets": body.min_snippets or st.settings.train_min_snippets}
+    if body.since_days is not None:
+        params["since_days"] = body.since_days
+        params["since"] = iso(utcnow() - dt.timedelta(days=body.since_days))
     with st.store.read() as s:  # "auto": supervised when the labels suffice; 409 when "supervised" lacks them
         params.update(choose_model(s, _get_machine(s, machine), body.model, min_anomalies=body.min_anomalies,
                                    min_normals=body.min_normal_labels))
@@ -225,8 +231,10 @@ def train(body: Optional[TrainIn] = None, machine: str = Depends(machine_name),
         return {**job_dict(job), "url": f"/jobs/{job.id}"}
     with st.store.read() as s:
         m = _get_machine(s, machine)
-        n = count_training_snippets(s, m, include_unlabelled=body.include_unlabelled)
+        n = count_training_snippets(s, m, include_unlabelled=body.include_unlabelled, since=params.get("since"))
     if n < params["min_snippets"]:
-        raise ApiError(409, f"machine {machine!r} has {n} normal snippets; at least {params['min_snippets']} are needed to train")
+        recent = f" recorded in the last {body.since_days:g} days" if body.since_days is not None else ""
+        raise ApiError(409, f"machine {machine!r} has {n} normal snippets{recent}; "
+                            f"at least {params['min_snippets']} are needed to train")
     job = st.jobs.submit(machine, params)
     return {**job_dict(job), "url": f"/jobs/{job.id}"}
