@@ -139,3 +139,51 @@ def test_try_a_sound_upload_and_microphone(page, server, clips):
     duration = float(text.split(" s at ")[0].split("·")[-1])
     assert 0.8 < duration < 3.0, text  # the recording, not the uploaded 2 s / 3 s files
     page.wait_for_selector(".try-result svg.timeline rect.bin")
+
+
+@pytest.mark.slow
+def test_fault_field_saves_and_the_alert_shows_the_closest_fault(page, server):
+    import httpx  # the test's own API calls (with the key), beside the page's
+
+    rng = np.random.default_rng(12)
+    api = httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}, timeout=30)
+
+    def post(y):
+        r = api.post("/machines/press-9/snippets", files={"file": ("c.wav", wav_bytes(y), "audio/wav")})
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def calm():  # normal hums until the machine's alert is closed (the tiny model has a few false alarms)
+        for _ in range(8):
+            r = post(hum(rng))
+            if not r["is_anomalous"] and (r["alert_event"] == "close" or r["alert_id"] is None):
+                return
+        raise AssertionError("press-9 kept its alert open")
+
+    first = post(hum(rng, fault="clicks"))
+    assert api.post(f"/snippets/{first['id']}/label", json={"label": "anomaly", "fault": "bearing"}).status_code == 200
+    calm()
+    second = post(hum(rng, fault="clicks"))
+    # the page: type the fault in the snippet's label form, confirm it
+    page.goto(server.url + "/#/machine/press-9")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    row = f'.snippet-row[data-id="{second["id"]}"]'
+    page.fill(f"{row} .fault-input", "bearing")
+    page.click(f"{row} .label-anomaly")
+    page.wait_for_selector(f"{row} .label-anomaly.on")
+    assert page.input_value(f"{row} .fault-input") == "bearing"
+    assert api.get(f"/snippets/{second['id']}").json()["fault"] == "bearing"
+    # a saved fault can be changed on a confirmed snippet ("Save fault"); a too long one shows the 422
+    page.evaluate(f"document.querySelector('{row} .fault-input').removeAttribute('maxlength')")
+    page.fill(f"{row} .fault-input", "x" * 65)
+    page.click(f"{row} .fault-save")
+    assert "at most 64" in page.wait_for_selector(f"{row} .error").text_content()
+    assert api.get(f"/snippets/{second['id']}").json()["fault"] == "bearing"
+    calm()
+    third = post(hum(rng, fault="clicks"))
+    assert third["alert_event"] == "open"
+    page.goto(server.url + "/#/alerts")
+    cell = page.wait_for_selector(f'.alert-row[data-alert="{third["alert_id"]}"] .alert-fault')
+    assert cell.text_content().startswith("sounds like bearing (distance "), cell.text_content()
+    api.close()

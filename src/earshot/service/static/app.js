@@ -180,11 +180,31 @@ function autoRefresh() {
 
 function alertTable(alerts, title) {
   return h("section", { class: "alerts" }, title ? h("h2", {}, title) : null,
-    h("table", {}, h("thead", {}, h("tr", {}, ["machine", "state", "opened", "closed", "anomalous snippets", "peak score", "label"].map((c) => h("th", {}, c)))),
+    h("table", {}, h("thead", {}, h("tr", {}, ["machine", "state", "opened", "closed", "anomalous snippets", "peak score", "label", "fault"].map((c) => h("th", {}, c)))),
       h("tbody", {}, alerts.map((a) => h("tr", { class: "alert-row", "data-alert": a.id },
         h("td", {}, h("a", { href: `#/machine/${enc(a.machine)}` }, a.machine)), h("td", {}, h("span", { class: `badge ${a.state}` }, a.state)),
         h("td", {}, when(a.opened_at)), h("td", {}, when(a.closed_at)), h("td", { class: "num" }, a.n_anomalous),
-        h("td", { class: "num" }, fmt(a.peak_score)), h("td", {}, a.label ? h("span", { class: `badge ${a.label}` }, a.label) : "–"))))));
+        h("td", { class: "num" }, fmt(a.peak_score)), h("td", {}, a.label ? h("span", { class: `badge ${a.label}` }, a.label) : "–"),
+        h("td", { class: "alert-fault" }, faultText(a)))))));
+}
+
+// What an alert's peak snippet sounds like, among the machine's confirmed faults (see docs/service.md).
+function faultText(a) {
+  if (a.fault_known === null || a.fault_known === undefined) return "–";
+  return a.fault_known ? `sounds like ${a.fault} (distance ${fmt(a.fault_distance, 2)})` : "unlike any confirmed fault";
+}
+
+// The fault field of a snippet's label form: typed before "Confirm anomaly", or saved on a confirmed one.
+function faultField(id, cur, fault, cell, render) {
+  const input = h("input", { type: "text", class: "fault-input", maxlength: 64, size: 14, value: fault || "",
+    placeholder: "fault, e.g. bearing", "aria-label": `fault of snippet ${id}` });
+  const save = h("button", { type: "button", class: "fault-save", title: "save the fault type of this confirmed anomaly",
+    onclick: async () => {
+      try { const r = await postJSON(`/snippets/${id}/label`, { label: "anomaly", fault: input.value }); render(r.label, r.fault); }
+      catch (e) { cell.append(h("div", { class: "error" }, e.message)); }
+    } }, "Save fault");
+  const node = h("div", { class: "fault-field" }, input, cur === "anomaly" ? save : null);
+  return { node, value: () => input.value };
 }
 
 // Upload a snippet for `machine` (or for a machine named in the form when null).
@@ -252,16 +272,19 @@ async function loadSnippets(machine, url, box, fresh) {
 function snippetRow(sn) {
   const v = sn.is_anomalous === null ? "unscored" : sn.is_anomalous ? "anomalous" : "normal";
   const labelCell = h("td", { class: "label-cell" });
-  function render(cur) {
+  function render(cur, fault) {
     const state = h("span", { class: "current-label" }, cur ? cur : "unlabelled");
+    const faultBox = faultField(sn.id, cur, fault, labelCell, render);
     const mk = (lab, text) => h("button", { type: "button", class: `label-${lab}${cur === lab ? " on" : ""}`, title: lab === "anomaly" ? "confirm: a real anomaly" : "reject: the machine was fine",
       onclick: async () => {
-        try { const r = await postJSON(`/snippets/${sn.id}/label`, { label: cur === lab ? null : lab }); render(r.label); }
+        const body = { label: cur === lab ? null : lab };
+        if (body.label === "anomaly" && faultBox.value().trim()) body.fault = faultBox.value();
+        try { const r = await postJSON(`/snippets/${sn.id}/label`, body); render(r.label, r.fault); }
         catch (e) { labelCell.append(h("div", { class: "error" }, e.message)); }
       } }, text);
-    labelCell.replaceChildren(state, " ", mk("anomaly", "Confirm anomaly"), " ", mk("normal", "Normal"));
+    labelCell.replaceChildren(state, " ", mk("anomaly", "Confirm anomaly"), " ", mk("normal", "Normal"), faultBox.node);
   }
-  render(sn.label);
+  render(sn.label, sn.fault);
   return h("tr", { class: "snippet-row", "data-id": sn.id },
     h("td", {}, h("a", { href: sn.audio_url, title: "download audio" }, sn.id)), h("td", {}, when(sn.recorded_at)),
     h("td", {}, h("img", { class: "spec", src: sn.spectrogram_url, alt: `spectrogram of snippet ${sn.id}`, loading: "lazy" })),
