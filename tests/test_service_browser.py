@@ -187,3 +187,39 @@ def test_fault_field_saves_and_the_alert_shows_the_closest_fault(page, server):
     cell = page.wait_for_selector(f'.alert-row[data-alert="{third["alert_id"]}"] .alert-fault')
     assert cell.text_content().startswith("sounds like bearing (distance "), cell.text_content()
     api.close()
+
+
+@pytest.mark.slow
+def test_a_label_trained_model_and_its_held_out_comparison_show_on_the_machine_page(page, server):
+    """The team's labels train a CNN from the machine page ("supervised"); the held-out comparison
+    with the machine's model shows when the job ends, and again after a reload (GET /jobs)."""
+    import httpx  # the test's own API calls (with the key), beside the page's
+
+    rng = np.random.default_rng(13)
+    api = httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}, timeout=30)
+    # this machine's normal sound is hum + whine (the hum model hears it as anomalous), its fault plain hum
+    for i, kind in enumerate(["normal", "anomaly"] * 8 + ["normal", "normal"]):
+        y = hum(rng, fault="whine") if kind == "normal" else hum(rng)
+        r = api.post("/machines/press-12/snippets", files={"file": ("c.wav", wav_bytes(y), "audio/wav")},
+                     data={"recorded_at": f"2026-03-02T08:{i:02d}:00Z"})
+        assert r.status_code == 201, r.text
+        assert api.post(f"/snippets/{r.json()['id']}/label", json={"label": kind}).status_code == 200
+    page.goto(server.url + "/#/machine/press-12")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    form = page.wait_for_selector("form:has(.train-model)")
+    assert page.query_selector(".comparison-box .comparison") is None  # no label-trained job yet
+    page.select_option(".train-model", "supervised")
+    form.query_selector("input[type=number]").fill("8")
+    form.query_selector("button[type=submit]").click()
+    verdict = page.wait_for_selector("#comparison-verdict", timeout=90000)
+    assert verdict.text_content() == "swapped in"
+    text = page.text_content(".comparison-box")
+    assert "held-out AUC" in text and "candidate" in text and "fan_id_00 (dense-ae)" in text
+    assert "held out: 3 confirmed anomalies, 3 normal" in text, text
+    job = api.get("/jobs?machine=press-12").json()["jobs"][0]
+    assert job["result"]["comparison"]["swapped"] is True
+    page.reload()
+    assert page.wait_for_selector("#comparison-verdict").text_content() == "swapped in"
+    assert "press-12 (cnn)" in page.text_content(".comparison-box tbody tr")  # the candidate row
+    api.close()

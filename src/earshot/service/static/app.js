@@ -304,16 +304,44 @@ function settingsBox(name, m) {
 
 function trainBox(name, m) {
   const epochs = h("input", { type: "number", min: 1, max: 1000, value: 30, style: "width:5rem" });
+  const model = h("select", { class: "train-model" }, [["autoencoder", "autoencoder (normal snippets)"],
+    ["supervised", "supervised CNN (labelled snippets)"], ["auto", "auto"]].map(([v, t]) => h("option", { value: v }, t)));
   const out = h("span", {});
+  const compared = h("div", { class: "comparison-box", style: "flex-basis:100%" });
+  lastComparison(name, compared);
   async function poll(id) {
     const j = await api(`/jobs/${id}`);
     out.replaceChildren(h("progress", { max: 1, value: j.progress }), ` ${j.state}: ${j.stage || ""} ${j.message || ""}`);
+    if (j.result && j.result.comparison) compared.replaceChildren(comparisonView(j));
     if (j.state === "queued" || j.state === "running") setTimeout(() => poll(id), 1000);
   }
   return h("form", { class: "inline", onsubmit: async (e) => {
     e.preventDefault();
-    try { const j = await postJSON(`/machines/${enc(name)}/train`, { epochs: Number(epochs.value) }); poll(j.id); } catch (err) { showError(out, err); }
-  } }, `Train this machine's model on its ${m.n_training_snippets} normal snippets;`, h("label", {}, "epochs ", epochs), h("button", { type: "submit" }, "Train"), out);
+    try { const j = await postJSON(`/machines/${enc(name)}/train`, { epochs: Number(epochs.value), model: model.value }); poll(j.id); } catch (err) { showError(out, err); }
+  } }, `Train this machine's model on its ${m.n_training_snippets} normal snippets (or its labelled ones);`, h("label", {}, "model ", model),
+    h("label", {}, " epochs ", epochs), h("button", { type: "submit" }, "Train"), out, compared);
+}
+
+// A label-trained candidate against the machine's model on held-out labelled snippets (docs/service.md).
+function comparisonView(job) {
+  const c = job.result.comparison;
+  const row = (who, r) => h("tr", {}, h("td", {}, who), h("td", {}, r ? `${r.model} (${r.kind})` : "none"),
+    h("td", { class: "num" }, r && r.auc !== undefined ? fmt(r.auc, 3) : "–"), h("td", { class: "num" }, r && r.pauc !== undefined ? fmt(r.pauc, 3) : "–"));
+  return h("div", { class: "comparison", "data-job": job.id },
+    h("h3", {}, `Label-trained model, ${when(job.finished_at)}: `, h("span", { class: `badge ${c.swapped ? "ok" : "warning"}`, id: "comparison-verdict" },
+      c.swapped ? "swapped in" : "current model kept")),
+    h("table", {}, h("thead", {}, h("tr", {}, ["", "model", "held-out AUC", `pAUC (FPR ≤ ${c.max_fpr})`].map((t) => h("th", {}, t)))),
+      h("tbody", {}, row("candidate", c.candidate), row("current", c.current))),
+    h("p", { class: "muted" }, `held out: ${c.held_out.anomaly} confirmed anomalies, ${c.held_out.normal} normal`
+      + (c.held_out.not_scorable ? `, ${c.held_out.not_scorable} not scorable` : "") + ` (${c.split}) · ${c.reason}`));
+}
+
+async function lastComparison(name, box) {
+  try {
+    const { jobs } = await api(`/jobs?machine=${enc(name)}&limit=50`);
+    const j = jobs.find((x) => x.result && x.result.comparison);
+    if (j) box.replaceChildren(comparisonView(j));
+  } catch (e) { showError(box, e); }
 }
 
 async function alertsPage() {
