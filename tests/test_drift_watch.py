@@ -125,9 +125,14 @@ def test_drift_series_steady_and_shifted_machine(tmp_path_factory, tmp_path, ser
 
 def test_drift_checks_only_when_due_and_on_request(tmp_path_factory, tmp_path):
     rng = np.random.default_rng(12)
-    with _client(tmp_path_factory, tmp_path, drift_check_every=0) as client:
+    with _client(tmp_path_factory, tmp_path, drift_check_every=0, api_key="k3y") as client:
+        client.headers["X-API-Key"] = "k3y"
         for _ in range(8):
             _post(client, hum(rng), "quiet")
+        del client.headers["X-API-Key"]
+        # storing a check is a write: it needs the key; reading the drift does not
+        assert client.get("/machines/quiet/drift?record=true&bands=false").status_code == 401
+        client.headers["X-API-Key"] = "k3y"
         # no background checks when they are off; on demand nothing is stored unless asked
         assert client.get("/machines/quiet/drift?bands=false").json()["drifted"] is False
         assert _history(client, "quiet") == []

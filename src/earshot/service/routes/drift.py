@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
-from earshot.service.deps import ServiceState, machine_name, state
+from earshot.service.deps import ServiceState, machine_name, require_key, state
 from earshot.service.drift_watch import DEFAULT_ALPHA, DEFAULT_DAYS, DEFAULT_N, check_drift, drift_history, record_check
 
 router = APIRouter(tags=["machines"])
@@ -18,6 +18,7 @@ router = APIRouter(tags=["machines"])
 
 @router.get("/machines/{machine}/drift")
 def machine_drift(
+    request: Request,
     machine: str = Depends(machine_name),
     n: int = Query(DEFAULT_N, ge=5, le=5000, description="Most recent snippets in the window."),
     days: float = Query(DEFAULT_DAYS, gt=0, le=3650, description="Only snippets recorded in the last DAYS days."),
@@ -31,8 +32,11 @@ def machine_drift(
 
     ``score`` is the KS statistic of the window's scores vs the model's reference normal scores,
     ``threshold`` its calibrated limit, ``drifted`` the verdict, ``bands`` what moved (Hz, dB).
-    With ``record=true`` the answer also has ``check`` (the stored row) and ``event``.
+    With ``record=true`` (a write: it needs the API key when the server has one) the answer also
+    has ``check`` (the stored row) and ``event``.
     """
+    if record:
+        require_key(request)
     out = check_drift(st.store, st.registry, machine, n=n, days=days, alpha=alpha, bands=bands)
     if record:
         check, event = record_check(st.store, out, trigger="request")
