@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -134,3 +135,60 @@ def test_closest_faults_through_a_model_and_the_cli(tmp_path, capsys):
     code, _, err = run(["faults", tmp_path / "model", tmp_path / "labels.csv", tmp_path / "new", "--quantile", "2"],
                        capsys)
     one_line_error(code, err, "quantile")
+
+
+@pytest.mark.slow
+def test_evaluate_reports_a_confusion_matrix_of_fault_types(tmp_path, capsys):
+    from earshot.pipeline import train  # deferred: training pulls in the detectors (start-up speed)
+
+    rng = np.random.default_rng(6)
+    (tmp_path / "train" / "normal").mkdir(parents=True)
+    for i in range(12):
+        sf.write(tmp_path / "train" / "normal" / f"{i:02d}.wav", synth_clip(None, rng, 0.0), SR)
+    train(tmp_path / "train", tmp_path / "model", model="gauss", group_by="none",
+          features=FeatureConfig(n_mels=32), seed=0)
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = []
+    for i in range(4):
+        sf.write(data / f"normal{i}.wav", synth_clip(None, rng, 0.0), SR)
+        rows.append({"path": f"normal{i}.wav", "label": "0", "split": "test", "fault": ""})
+    for f in ("imbalance", "blade_damage"):
+        for i in range(4):
+            sf.write(data / f"{f}{i}.wav", synth_clip(f, rng), SR)
+            rows.append({"path": f"{f}{i}.wav", "label": "1", "split": "test", "fault": f})
+
+    def write(path, fields):
+        with open(path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    # the fault column of a manifest (as earshot synth writes it)
+    write(data / "manifest.csv", ["path", "label", "split", "fault"])
+    code, stdout, err = run(["evaluate", tmp_path / "model", data, "--json", tmp_path / "r.json",
+                             "--report", tmp_path / "report"], capsys)
+    assert code == 0, err
+    assert "fault types of 8 anomalies" in stdout and "blade_damage" in stdout
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<h3>Fault types</h3>" in page and "class='fault-confusion'" in page
+    with open(tmp_path / "r.json") as fh:
+        (group,) = json.load(fh)["groups"].values()
+    faults = group["faults"]
+    assert faults["method"] == "leave-one-out" and faults["n_labelled"] == 8
+    assert faults["confusion"]["names"][:2] == ["blade_damage", "imbalance"]
+    assert np.asarray(faults["confusion"]["counts"]).sum() == 8
+    assert faults["accuracy"] >= 6 / 8, faults["confusion"]
+    assert {c["true_fault"] for c in faults["clips"]} == {"imbalance", "blade_damage"}
+    # the same from a split file's fault column, the manifest without one
+    write(data / "manifest.csv", ["path", "label", "split"])
+    write(data / "split.csv", ["path", "split", "label", "fault"])
+    code, _, err = run(["evaluate", tmp_path / "model", data, "--split-file", data / "split.csv",
+                        "--json", tmp_path / "s.json"], capsys)
+    assert code == 0, err
+    with open(tmp_path / "s.json") as fh:
+        (again,) = json.load(fh)["groups"].values()
+    assert again["faults"]["confusion"] == faults["confusion"]
+    # without fault labels: no fault report
+    code, stdout, err = run(["evaluate", tmp_path / "model", data, "--json", tmp_path / "n.json"], capsys)
+    assert code == 0 and "fault types" not in stdout

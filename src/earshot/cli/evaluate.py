@@ -11,6 +11,7 @@ from rich.table import Table
 
 from earshot._util.fs import atomic_file
 from earshot.cli.common import fmt_cell, out, progress_bars
+from earshot.cli.faults import print_confusion
 from earshot.errors import ParameterError
 from earshot.reports.domain_tables import DOMAIN_COLUMNS, domain_rows
 
@@ -69,7 +70,9 @@ def register(app: typer.Typer, out, err) -> None:
             metavar="MODEL [MODEL...] DATA",
             help="Model directories written by `earshot train`, then the labelled data (any layout); clips a model "
                  "trained on are left out. Several models: one table on the clips none of them trained on.")],
-        split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label].")] = None,
+        split_file: Annotated[Optional[Path], typer.Option(
+            help="CSV with path,split[,label][,fault] (fault: an anomaly's fault type; with three or more, a "
+                 "confusion matrix of fault types).")] = None,
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
         csv_out: Annotated[Optional[Path], typer.Option(
             "--csv", help="Write the metrics as one CSV table here (a row per model, group and domain; mean, hmean).")] = None,
@@ -107,6 +110,10 @@ def evaluate_one(model_dir: Path, data: Path, *, split_file, json_out, report_di
                              ["model"], "per domain (normal clips of the domain vs every anomaly of the group)")
     if by_domain is not None:
         out.print(by_domain)
+    for name, g in report["groups"].items():
+        if "faults" in g:
+            print_confusion(out, g["faults"], f"{name}: fault types of {g['faults']['n_labelled']} anomalies, each "
+                                              "answered by the others (leave-one-out; rows: labelled, columns: answer)")
     methods = sorted({f"{g['threshold_method']} ({g['threshold_source']})" for g in report["groups"].values()})
     f1 = any(str(g["threshold_source"]).endswith("f1") for g in report["groups"].values())
     out.print(f"threshold: {', '.join(methods)}; " + ("F1-optimal on labelled clips drawn from the training data (asked "

@@ -11,6 +11,16 @@ import typer
 from earshot.cli.options import ModelDir
 
 
+def print_confusion(out, res: dict, title: str) -> None:
+    """Print ``res["confusion"]`` (:func:`earshot.pipeline.faults.fault_confusion`) as a text matrix."""
+    names, counts = res["confusion"]["names"], res["confusion"]["counts"]
+    width = max(len(n) for n in names) + 2
+    out.print(f"{title}; right: {res['accuracy']:.1%}", markup=False, highlight=False)
+    out.print("".ljust(width) + "".join(n[:width - 2].rjust(width) for n in names), markup=False, highlight=False)
+    for name, row in zip(names, counts):
+        out.print(name.ljust(width) + "".join(str(v).rjust(width) for v in row), markup=False, highlight=False)
+
+
 def register(app: typer.Typer, out, err) -> None:
     @app.command()
     def faults(
@@ -35,12 +45,7 @@ def register(app: typer.Typer, out, err) -> None:
             truth = f"  (labelled {c['true_fault']})" if "true_fault" in c else ""
             out.print(f"{c['path']}\t{c['answer']}\t{c['distance']:.3f}{truth}", markup=False, highlight=False)
         if "confusion" in res:
-            names, counts = res["confusion"]["names"], res["confusion"]["counts"]
-            width = max(len(n) for n in names) + 2
-            out.print(f"confusion matrix of fault types (rows: labelled, columns: answer); right: {res['accuracy']:.1%}")
-            out.print("".ljust(width) + "".join(n[:width - 2].rjust(width) for n in names), markup=False, highlight=False)
-            for name, row in zip(names, counts):
-                out.print(name.ljust(width) + "".join(str(v).rjust(width) for v in row), markup=False, highlight=False)
+            print_confusion(out, res, "confusion matrix of fault types (rows: labelled, columns: answer)")
         if json_out is not None:
             with atomic_file(json_out, encoding="utf-8") as fh:
                 json.dump(res, fh, indent=2)

@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 
 from earshot.datasets import Record, discover, group_name
+from earshot.datasets.csvfiles import read_csv
 from earshot.errors import DatasetError
 from earshot.evaluation.domains import DOMAIN_DEFINITIONS, domain_summary, group_metrics
 from earshot.evaluation.metrics import summarize
 from earshot.pipeline.extract import Progress
+from earshot.pipeline.faults import leave_one_out_faults, read_fault_labels
 
-__all__ = ["score_files", "evaluation_records", "evaluate"]
+__all__ = ["score_files", "evaluation_records", "evaluate", "fault_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,20 @@ def score_files(model, paths: Sequence[str | os.PathLike], *, group: str | None 
 
 
 # ---------------------------------------------------------------------- evaluation
+def fault_labels(records: list[Record], split_file: str | os.PathLike | None = None) -> dict[Path, str]:
+    """``{resolved path: fault type}`` of the clips whose fault is known.
+
+    From a ``fault`` column of the data's manifest (``earshot synth`` writes one) and of the
+    split file (``path,split[,label][,fault]``; it wins where both give one); empty cells are no fault.
+    """
+    out = {r.path.resolve(): r.attributes["fault"] for r in records if r.attributes.get("fault")}
+    if split_file is not None:
+        rows = read_csv(Path(os.path.abspath(split_file)), required=("path",), what="split file")
+        if rows and "fault" in rows[0][1]:
+            out.update(read_fault_labels(split_file))
+    return out
+
+
 def evaluation_records(model, records: list[Record]) -> tuple[dict[str, list[Record]], dict[str, int]]:
     """Labelled clips per model group, leaving out every clip the model trained on.
 
@@ -87,9 +103,12 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
         "hmean": {...}, "definitions": {...}, "excluded": {...}}``; with source and target clips
         (DCASE 2021+, ``earshot synth --domain-shift``) each group also holds ``domains: {domain:
         {...}}`` and the report ``domains: {domain: {"mean", "hmean"}}``
-        (:mod:`earshot.evaluation.domains`).
+        (:mod:`earshot.evaluation.domains`). Where at least three anomalies of a group carry a
+        fault type (:func:`fault_labels`), the group also holds ``faults``
+        (:func:`earshot.pipeline.faults.leave_one_out_faults`: a confusion matrix of fault types).
     """
     records = discover(Path(data), split_file=split_file)
+    fault_of = fault_labels(records, split_file)
     per_group, dropped = evaluation_records(model, records)
     if not per_group:
         raise DatasetError(
@@ -122,6 +141,10 @@ def evaluate(model, data: str | os.PathLike, *, split_file: str | os.PathLike | 
             {"path": str(r.path), "label": int(r.label), "score": float(s), "domain": r.domain}
             for r, s in zip(recs, scores)
         ]
+        faulted = [r for r in recs if r.label == 1 and r.path.resolve() in fault_of]
+        if len(faulted) >= 3 and bundle.input != "waveform":  # fault types: a confusion matrix (leave-one-out)
+            metrics["faults"] = leave_one_out_faults(bundle, [r.path for r in faulted],
+                                                     [fault_of[r.path.resolve()] for r in faulted])
         groups[name] = metrics
     report = summarize({k: {m: v for m, v in g.items()} for k, g in groups.items()})
     report["excluded"] = dropped

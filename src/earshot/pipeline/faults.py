@@ -24,8 +24,8 @@ from earshot.features.clipstats import clip_stats
 from earshot.pipeline.batch import walk_audio
 from earshot.pipeline.drift import MAX_REFERENCE_FILES, pick_bundle
 
-__all__ = ["FAULT_STATS", "closest_faults", "fault_embeddings", "fault_signatures", "normal_reference",
-           "read_fault_labels"]
+__all__ = ["FAULT_STATS", "closest_faults", "fault_confusion", "fault_embeddings", "fault_signatures",
+           "leave_one_out_faults", "normal_reference", "read_fault_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,53 @@ def closest_faults(model: str | os.PathLike, labels: str | os.PathLike, folder: 
                            "faults": sorted(set(sig.faults_)), "clips": clips}
     truth = [c for c in clips if "true_fault" in c]
     if truth:
-        rows = sorted(set(sig.faults_) | {c["true_fault"] for c in truth})
-        names, counts = confusion_matrix([c["true_fault"] for c in truth], [c["answer"] for c in truth], rows)
-        out["confusion"] = {"names": names, "counts": counts.tolist()}
-        out["accuracy"] = float(np.mean([c["answer"] == c["true_fault"] for c in truth]))
+        out.update(fault_confusion([c["true_fault"] for c in truth], [c["answer"] for c in truth], sig.faults_))
     log.info("closest faults of %d clips in %s (%d labelled clips, threshold %.3f)", len(clips), folder,
              len(ref_paths), sig.threshold_)
+    return out
+
+
+def fault_confusion(truth: list[str], answers: list[str], known: list[str]) -> dict[str, Any]:
+    """``{"confusion": {"names", "counts"}, "accuracy"}`` of answers against true faults.
+
+    Rows are the known (labelled) faults and the true ones, sorted; columns add any other
+    answer (:data:`~earshot.evaluation.faults.UNLIKE` last). ``accuracy``: share answered
+    their true fault.
+    """
+    rows = sorted(set(known) | set(truth))
+    names, counts = confusion_matrix(truth, answers, rows)
+    return {"confusion": {"names": names, "counts": counts.tolist()},
+            "accuracy": float(np.mean([a == t for a, t in zip(answers, truth)]))}
+
+
+def leave_one_out_faults(bundle: Any, paths: list[Path], faults: list[str], *, quantile: float = 0.95
+                         ) -> dict[str, Any]:
+    """Each fault-labelled clip answered by the signatures of all the *other* labelled clips.
+
+    For ``earshot evaluate`` on a data set whose anomalies carry a fault type: no clip is its own
+    neighbour, and the "unlike" threshold of each answer is calibrated without it (a fault with
+    one example can only be answered wrong or unlike). The embeddings and the bundle's normal
+    reference are computed once.
+
+    Returns
+    -------
+    dict
+        JSON-safe: ``method`` ("leave-one-out"), ``n_labelled``, ``faults``, ``clips`` (``path``,
+        ``true_fault`` and the fields of :meth:`~earshot.evaluation.faults.FaultMatch.to_dict`)
+        and the :func:`fault_confusion` fields.
+    """
+    if len(paths) < 3:
+        raise ParameterError(f"expected at least three clips with a fault label, got {len(paths)}")
+    X = fault_embeddings([bundle.extract(p) for p in paths])
+    reference = normal_reference(bundle)
+    clips = []
+    for i, p in enumerate(paths):
+        keep = [j for j in range(len(paths)) if j != i]
+        sig = FaultSignatures(quantile=quantile).fit(X[keep], [faults[j] for j in keep], reference)
+        clips.append({"path": str(p), "true_fault": faults[i], **sig.match(X[i:i + 1])[0].to_dict()})
+    out: dict[str, Any] = {"method": "leave-one-out", "n_labelled": len(paths), "faults": sorted(set(faults)),
+                           "scale_source": "normal reference" if reference is not None else "labelled set",
+                           "clips": clips}
+    out.update(fault_confusion(faults, [c["answer"] for c in clips], faults))
+    log.info("fault types of %d clips, leave-one-out: %.1f%% right", len(paths), 100 * out["accuracy"])
     return out

@@ -287,6 +287,8 @@ def _group_section(name: str, g: dict[str, Any], bundle, source: str, top_k: int
                         "Counts at the model's threshold; the percentage is the share of the true class.")
                  + "</section></div>")
     parts.append(_top_section(name, anchor, g, bundle, top_k, rel))
+    if "faults" in g:
+        parts.append(_fault_section(anchor, g["faults"]))
     parts.append(f"<section id='training-{anchor}'><h3>Training</h3>")
     if "training" in figs:
         hist = bundle.manifest["fitted"]["history"]
@@ -301,6 +303,20 @@ def _group_section(name: str, g: dict[str, Any], bundle, source: str, top_k: int
         parts.append("<p class='missing'>no training history in the model.</p>")
     parts.append("</section></section>")
     return parts
+
+
+def _fault_section(anchor: str, faults: dict[str, Any]) -> str:
+    """Confusion matrix of fault types (:func:`earshot.pipeline.faults.leave_one_out_faults`)."""
+    e = html.escape
+    names, counts = faults["confusion"]["names"], faults["confusion"]["counts"]
+    head = "".join(f"<th>{e(n)}</th>" for n in names)
+    rows = "".join(f"<tr><td class='name'>{e(n)}</td>{''.join(f'<td>{int(v)}</td>' for v in row)}</tr>"
+                   for n, row in zip(names, counts))
+    return (f"<section id='faults-{anchor}'><h3>Fault types</h3><p>{faults['n_labelled']} anomalies with a fault type, "
+            f"each answered by the signatures of the others (leave-one-out; nearest labelled clip on clip statistics, "
+            f"'unlike any confirmed fault' beyond the threshold calibrated on the others): "
+            f"{faults['accuracy']:.1%} right.</p><table class='fault-confusion'><thead><tr><th class='name'>labelled / "
+            f"answer</th>{head}</tr></thead><tbody>{rows}</tbody></table></section>")
 
 
 def _top_section(name: str, anchor: str, g: dict[str, Any], bundle, top_k: int, rel) -> str:
