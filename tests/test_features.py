@@ -187,6 +187,20 @@ def test_bad_input():
         log_mel(np.zeros(4000, np.float32), workers=0)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30])  # 1e30: power overflows float32
+@pytest.mark.parametrize("fn", ["log_mel", "log_mel_batch", "power_spectrogram"])
+def test_non_finite_audio_or_power_is_refused(fn, bad):
+    Y = np.zeros((3, 20000), dtype=np.float32)
+    Y[1, 777] = bad
+    call = {
+        "log_mel": lambda: log_mel(Y, n_mels=64, workers=1),
+        "log_mel_batch": lambda: log_mel_batch(Y, n_mels=64, workers=2),
+        "power_spectrogram": lambda: power_spectrogram(Y, n_fft=1024, hop_length=512),
+    }[fn]
+    with pytest.raises(ParameterError, match="finite"):
+        call()
+
+
 def test_power_spectrogram_matches_librosa_stft(noise):
     for power, kw in [(2.0, {}), (1.0, {"win_length": 600})]:
         ours = power_spectrogram(noise, n_fft=1024, hop_length=256, power=power, **kw)

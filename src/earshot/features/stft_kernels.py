@@ -54,6 +54,9 @@ class _Scratch:
         self.buf = np.empty((block, plan.n_fft), dtype=np.float32)
         self.power = np.empty((block, plan.n_bins), dtype=np.float32)
         self.mel = np.empty((block, plan.n_mels), dtype=np.float32)
+        # The dB floor as a full array: np.maximum against a scalar runs numpy's buffered
+        # legacy loop, 4x slower than against an array of the same shape (measured).
+        self.floor = np.full((block, plan.n_mels), AMIN, dtype=np.float32)
 
 
 _local = threading.local()
@@ -78,8 +81,9 @@ def _buffers(plan: _Plan, n_samples: int, block: int) -> tuple[_Signal, _Scratch
 
 
 def _check_finite(x: np.ndarray) -> None:
-    # Values are >= 0, so the float32 sum is finite iff every value is (no NaN/inf/overflow).
-    if not math.isfinite(float(x.sum())):
+    # Values are >= 0 or NaN, and max propagates NaN: finite iff every value is (the max is
+    # 2x faster than the sum used before).
+    if not math.isfinite(float(x.max())):
         raise ParameterError(
             "audio must be finite: the signal contains NaN or inf values (or overflows float32)"
         )
@@ -91,7 +95,10 @@ def _process_block(
     """Frames t0..t1-1 of ``sig`` -> ``out[:, t0:t1]`` (log-mel in dB, or power)."""
     n = t1 - t0
     buf = scratch.buf[:n]
-    np.multiply(sig.frames[t0:t1], plan.window, out=buf)
+    # The window: np.multiply on the overlapping frame view goes through numpy's buffered
+    # iterator (a hidden copy of every frame); einsum does the same product without it,
+    # bit-identical and 25 % faster (measured).
+    np.einsum("ij,j->ij", sig.frames[t0:t1], plan.window, out=buf)
     spec = sp_fft.rfft(buf, axis=-1, overwrite_x=True)
     ri = spec.view(np.float32)  # (n, 2 * n_bins): re, im interleaved
     np.square(ri, out=ri)
@@ -112,7 +119,7 @@ def _process_block(
     for i0, i1, lo, hi, w in plan.bands:
         np.matmul(x[:, lo:hi], w, out=mel[:, i0:i1])
     _check_finite(mel)
-    np.maximum(mel, _AMIN32, out=mel)
+    np.maximum(mel, scratch.floor[:n], out=mel)
     np.log10(mel, out=mel)
     np.multiply(mel.T, _TEN32, out=out[:, t0:t1])
 
