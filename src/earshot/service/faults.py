@@ -15,7 +15,9 @@ Cost, kept off the hot path: a snippet's embedding is computed once (the labelle
 stored audio is decoded once per model and kept; a new anomalous snippet's from the audio
 already decoded for scoring), the normal reference once per model, and the signatures are
 refitted only when the machine's set of fault-labelled snippets (ids and faults) or its model
-changes. A normal snippet, or a machine with no fault label, costs one indexed query.
+changes, by the label request that changed it (:meth:`FaultIndex.warm`), so an arriving snippet
+finds them ready (after a restart, the machine's first anomalous snippet fits them). A normal
+snippet, or a machine with no fault label, costs one indexed query.
 """
 
 from __future__ import annotations
@@ -185,6 +187,16 @@ class FaultIndex:
         log.info("machine %d: fault signatures of %d snippets, %d faults (model %s)", machine_id, len(embs),
                  len(set(faults)), entry.name)
         return sig
+
+    def warm(self, store: Store, machine_id: int, entry: Any, limits: Any) -> None:
+        """Fit the machine's signatures now (after a fault label changed), so the next anomalous
+        snippet finds them ready; a failure is logged, never raised (the label is already stored)."""
+        if entry is None:
+            return
+        try:
+            self.signatures(store, machine_id, entry, limits)
+        except EarshotError as exc:
+            log.warning("machine %d: fault signatures not refitted (%s)", machine_id, exc)
 
     def probe(self, store: Store, machine_id: Optional[int], entry: Any, verdict: Optional[dict[str, Any]],
               y: np.ndarray, limits: Any) -> Optional[FaultProbe]:

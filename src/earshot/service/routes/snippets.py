@@ -72,13 +72,19 @@ def label(snippet_id: SnippetId, body: LabelIn, st: ServiceState = Depends(state
             raise ApiError(404, f"snippet {snippet_id} not found")
         sn.label = None if body.label is None else LABELS[body.label]
         sn.labelled_at = utcnow() if body.label is not None else None
-        sn.labelled_by, sn.note, sn.fault = body.by, body.note, fault
+        sn.labelled_by, sn.note = body.by, body.note
         if sn.alert_id is not None:
             alert = s.get(Alert, sn.alert_id)
             if alert is not None:
                 alert.label = {1: "confirmed", 0: "rejected"}.get(sn.label)
-        machine = s.get(Machine, sn.machine_id).name
-        return snippet_dict(sn, machine)
+        changed = fault is not None or sn.fault is not None  # (before the assignment below)
+        sn.fault = fault
+        m = s.get(Machine, sn.machine_id)
+        out = snippet_dict(sn, m.name)
+        machine_id, machine, explicit = m.id, m.name, m.model
+    if changed:  # the machine's fault signatures change: refit them now, not when an alert opens
+        st.faults.warm(st.store, machine_id, st.registry.for_machine(machine, explicit), st.settings.limits)
+    return out
 
 
 @router.get("/snippets/{snippet_id}/audio")
