@@ -1,14 +1,17 @@
 """Streaming speed, latency and event quality of `earshot listen` / `earshot detect`.
 
-    python bench/stream.py [--minutes 10] [--realtime-s 20] [--quality]
+    python bench/stream.py [--minutes 10] [--realtime-s 20] [--repeats 5] [--quality]
 
 On one core (this process is pinned to one CPU, onnxruntime runs one intra-op thread, log-mel
 one worker), for a dense-AE and an LSTM-AE bundle trained here on synthetic long recordings:
 
-- streaming speed: audio seconds scored per wall second (x real time), feeding the scorer in
-  sound-card blocks of 1024 samples (listen) and in 10 s blocks (detect);
+- streaming cost: CPU seconds per second of audio of listen (the scorer fed sound-card blocks of
+  1024 samples = 64 ms) beside detect (10 s blocks) on the same audio in the same run, their
+  ratio (goal: listen <= 1.5x detect) and the model calls per second, at hops of 0.1 (the
+  default), 0.5 and 1 s; then end to end from the file: `listen --fast`'s monitor loop (file
+  thread, ring buffer, 64 ms blocks) beside detect's scan;
 - latency from a sample's arrival to its verdict, in a real-time run (a file delivered at the
-  pace of the audio in blocks of 512 samples, as a sound card would): for every window k, the
+  pace of the audio in blocks of 1024 samples, as a sound card would): for every window k, the
   wall time its verdict is out minus the arrival time of the first sample that no earlier
   verdict covered (sample ``end_{k-1}``); the bound to meet is one hop + 100 ms;
 - with --quality: events on synthetic long recordings of five machine types (fault from 60 s
@@ -71,34 +74,73 @@ def _bundle(path: Path):
     return next(iter(load_model(path).bundles.values()))
 
 
-def bench_speed(bundle, recording: Path, label: str) -> None:
+def _cpu_scorer(bundle, geo, y: np.ndarray, block: int) -> tuple[float, object]:
+    """CPU seconds of pushing ``y`` through a fresh StreamScorer in blocks of ``block``."""
     from earshot.timeline import StreamScorer
+
+    s = StreamScorer(bundle, geo, threads=1)
+    t = time.process_time()
+    for i in range(0, y.size, block):
+        s.push(y[i : i + block])
+    s.finish()
+    return time.process_time() - t, s
+
+
+def _cpu_pair(bundle, geo, y: np.ndarray, repeats: int) -> tuple[tuple[float, object], tuple[float, object]]:
+    """The least CPU of detect's blocks (10 s) and of listen's (1024 samples), run alternately."""
+    detect = listen = (np.inf, None)
+    for _ in range(repeats):
+        detect = min(detect, _cpu_scorer(bundle, geo, y, 10 * SR), key=lambda r: r[0])
+        listen = min(listen, _cpu_scorer(bundle, geo, y, 1024), key=lambda r: r[0])
+    return detect, listen
+
+
+def _cpu_end_to_end(bundle, geo, recording: Path, repeats: int = 5) -> tuple[float, float]:
+    """Least CPU seconds of `detect`'s scan (10 s blocks) and of `listen --fast`'s monitor loop
+    (a file thread, the ring, 1024-sample blocks) on the same file."""
+    from earshot.timeline import EventSettings, FileSource, StreamScorer, monitor, scan_file
+
+    detect = listen = np.inf
+    for _ in range(repeats):
+        t = time.process_time()
+        for _w in scan_file(recording, bundle, geo, threads=1):
+            pass
+        detect = min(detect, time.process_time() - t)
+        tracker, _ = EventSettings().tracker(bundle, geo)
+        t = time.process_time()
+        monitor(FileSource(recording, sr=SR, blocksize=1024, realtime=False), StreamScorer(bundle, geo, threads=1),
+                tracker)
+        listen = min(listen, time.process_time() - t)
+    return detect, listen
+
+
+def bench_speed(bundle, recording: Path, label: str, repeats: int = 5) -> None:
+    """CPU per second of audio of listen (1024-sample blocks: 64 ms) beside detect (10 s blocks)
+    on the same audio in the same run, and the model calls each made."""
     from earshot.timeline import WindowGeometry
 
     y, _ = sf.read(recording, dtype="float32")
+    seconds = y.size / SR
+    for hop_s in (0.1, 0.5, 1.0):
+        geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=hop_s)
+        (detect, sd), (listen, sl) = _cpu_pair(bundle, geo, y, repeats)
+        print(f"{label:8s} hop {hop_s:3.1f} s, scorer only : listen {listen / seconds * 1e3:6.3f} ms CPU per s of audio "
+              f"({seconds / listen:5.0f} x real time; {sl.onnx_calls / seconds:5.1f} model calls/s, "
+              f"{sl.onnx_seconds / max(1, sl.onnx_calls) * 1e6:4.0f} us each) vs detect {detect / seconds * 1e3:6.3f} ms "
+              f"({sd.onnx_calls / seconds:4.2f} calls/s): {listen / detect:4.2f}x detect")
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
-    for block, what in ((1024, "listen, 1024-sample blocks"), (10 * SR, "detect, 10 s blocks")):
-        best = np.inf
-        for _ in range(3):
-            scorer = StreamScorer(bundle, geo, threads=1)
-            t = time.perf_counter()
-            n = 0
-            for i in range(0, y.size, block):
-                n += len(scorer.push(y[i : i + block]))
-            n += len(scorer.finish())
-            best = min(best, time.perf_counter() - t)
-        per_block = best / -(-y.size // block) * 1e3
-        print(f"{label:8s} {what:28s}: {y.size / SR / best:7.0f} x real time  ({n} windows of "
-              f"{y.size / SR:.0f} s in {best:.2f} s; {per_block:.2f} ms per block)")
+    detect, listen = _cpu_end_to_end(bundle, geo, recording, repeats)
+    print(f"{label:8s} hop 0.1 s, from the file : listen --fast {listen / seconds * 1e3:6.3f} ms CPU per s "
+          f"(file thread, ring, 64 ms blocks) vs detect's scan {detect / seconds * 1e3:6.3f} ms: {listen / detect:4.2f}x detect")
 
 
-def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: float = 0.1) -> None:
+def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: float = 0.1, block: int = 1024) -> None:
     from earshot.timeline import FileSource, StreamScorer, monitor
     from earshot.timeline import EventSettings, WindowGeometry
 
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=hop_s)
     tracker, _ = EventSettings().tracker(bundle, geo)
-    source = FileSource(recording, sr=SR, blocksize=512, realtime=True)
+    source = FileSource(recording, sr=SR, blocksize=block, realtime=True)
     out: list[tuple[int, float]] = []
     monitor(source, StreamScorer(bundle, geo, threads=1), tracker,
             on_window=lambda w, t: out.append((w.index, time.perf_counter())), max_seconds=seconds)
@@ -107,7 +149,7 @@ def bench_latency(bundle, recording: Path, seconds: float, label: str, hop_s: fl
         first_new = (k - 1) * geo.hop_samples + geo.window_samples  # sample end_{k-1}
         lat.append(emitted - (source.t0 + (first_new + 1) / SR))
     lat = np.array(lat) * 1e3
-    print(f"{label:8s} latency, sample arrival -> verdict (hop {hop_s * 1e3:.0f} ms, blocks of 32 ms, "
+    print(f"{label:8s} latency, sample arrival -> verdict (hop {hop_s * 1e3:.0f} ms, blocks of {block / SR * 1e3:.0f} ms, "
           f"{len(lat)} windows): median {np.median(lat):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms, "
           f"max {lat.max():.0f} ms; bound hop + 100 ms = {hop_s * 1e3 + 100:.0f} ms")
 
@@ -155,8 +197,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the recording for the speed runs")
     parser.add_argument("--realtime-s", type=float, default=20.0, help="seconds of the real-time latency run")
     parser.add_argument("--quality", action="store_true", help="also the event-quality study (a few minutes)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each speed measure (the least CPU is kept)")
     args = parser.parse_args()
-    print(f"earshot streaming bench: {_pin_one_core()}; onnxruntime 1 intra-op thread")
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"earshot streaming bench: {_pin_one_core()}; onnxruntime 1 intra-op thread; load average {load} "
+          f"on {os.cpu_count()} CPUs")
     from earshot.synth import synthesize_long
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -169,7 +214,7 @@ def main() -> None:
             t = time.perf_counter()
             bundle = _bundle(_train(tmp / "train", tmp / kind, kind))
             print(f"{kind:8s} trained in {time.perf_counter() - t:.1f} s (64 mels, {bundle.min_frames} frames per model window)")
-            bench_speed(bundle, tmp / "long.wav", kind)
+            bench_speed(bundle, tmp / "long.wav", kind, args.repeats)
             bench_latency(bundle, tmp / "long.wav", args.realtime_s, kind)
         if args.quality:
             bench_quality(tmp)

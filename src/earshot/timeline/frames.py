@@ -12,7 +12,7 @@ few frames at a time (``listen``: the frames of one timeline hop) go through a s
 here (windowed frames as a strided view, one real FFT, power, the dense mel product, dB: the
 same definitions as :func:`~earshot.features.log_mel`, equal to it within float32 round-off,
 about 1e-5 dB), which skips ``log_mel``'s per-call set-up (about 25 us of the 50 us it costs
-for three frames); batches of :data:`LOG_MEL_BATCH` frames or more (``detect``'s 10 s blocks)
+for three frames); batches of :data:`LOG_MEL_BATCH` (16) frames or more (``detect``'s 10 s blocks)
 go through ``log_mel`` itself.
 """
 
@@ -31,7 +31,9 @@ __all__ = ["FrameStream", "LOG_MEL_BATCH"]
 
 #: Frames per batch from which :meth:`FrameStream.compute` calls ``log_mel`` (its banded mel
 #: product and thread-free blocks win on long batches; the small kernel on a hop's few frames).
-LOG_MEL_BATCH = 32
+#: Below OpenBLAS's threading threshold for the dense mel product: (31 x 513) @ (513 x 64)
+#: already starts its threads (measured: 12x the CPU of 24 rows on 2 cores).
+LOG_MEL_BATCH = 16
 _AMIN = np.float32(1e-10)
 
 
