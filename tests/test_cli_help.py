@@ -12,6 +12,7 @@ import pytest
 import typer.main
 
 from earshot.cli.app import app, main
+from earshot.cli.commands import MODULES
 from earshot.cli.train import MODEL_KINDS
 from earshot.detection import DETECTORS
 
@@ -48,6 +49,20 @@ def test_usage_lines_name_every_argument_in_capitals(capsys):
         for arg in args:
             if arg != "OPTIONS":
                 assert re.sub(r"[^A-Za-z]", "", arg).isupper(), (name, usage)
+
+
+def test_a_verb_runs_alone_yet_help_and_errors_see_every_verb(capsys):
+    """`earshot VERB` registers VERB's module only (start-up speed): the root help, --help given
+    before a verb, and an unknown verb still see every verb; root options may come before it."""
+    commands = re.compile(r"^  ([a-z]+)  ", re.M)
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and commands.findall(out) == MODULES, out
+    code, out, _ = run(["--help", "score"], capsys)
+    assert code == 0 and commands.findall(out) == MODULES, out
+    code, out, _ = run(["-q", "-v", "score", "--help"], capsys)
+    assert code == 0 and out.startswith("Usage: earshot score [OPTIONS] {MODEL} {FILE}"), out
+    code, _, err = run(["-q", "scroe"], capsys)
+    assert code == 2 and "No such command 'scroe'" in err, err
 
 
 def test_info_without_epochs_shows_no_best_epoch(gauss_model, capsys):

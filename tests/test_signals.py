@@ -103,7 +103,7 @@ def test_the_lock_is_exclusive_released_and_removed(tmp_path):
 def test_a_command_that_raises_exit_keeps_its_code(monkeypatch):
     """main() no longer drops what Typer returns (it dropped the 130 of Ctrl-C)."""
     cli = sys.modules["earshot.cli.app"]
-    monkeypatch.setattr(cli, "app", lambda **kw: 130)
+    monkeypatch.setattr(cli, "app_for", lambda verb=None: lambda **kw: 130)
     assert main(["info"]) == 130
-    monkeypatch.setattr(cli, "app", lambda **kw: 3)
+    monkeypatch.setattr(cli, "app_for", lambda verb=None: lambda **kw: 3)
     assert main(["info"]) == 3

@@ -18,18 +18,9 @@ from typing import Annotated
 
 import typer
 
-from earshot.cli.commands import register_all
+from earshot.cli.commands import register_all, verb_of
 from earshot.cli.common import QUIET, err, out
 from earshot.errors import EarshotError, EarshotWarning
-
-app = typer.Typer(
-    name="earshot",
-    help="Listen to industrial machines and tell when one sounds wrong.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 
 log = logging.getLogger("earshot")
 
@@ -61,7 +52,6 @@ def _setup_logging(verbose: int) -> None:
     warnings.filterwarnings("ignore", category=EarshotWarning)
 
 
-@app.callback()
 def _root(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log lines (-vv for debug).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (bars on a terminal, timestamped lines otherwise).")] = False,
@@ -71,7 +61,30 @@ def _root(
     QUIET["on"] = quiet
 
 
-register_all(app, out, err)
+_APPS: dict[str | None, typer.Typer] = {}
+
+
+def app_for(verb: str | None = None) -> typer.Typer:
+    """The Typer app with the one verb ``verb``, or with every verb (None); built once each.
+
+    ``earshot VERB`` runs an app with VERB alone, so it imports VERB's module only; its usage,
+    help and errors are those of the full app. ``app`` (this module's attribute) is the full one.
+    """
+    if verb not in _APPS:
+        new = typer.Typer(name="earshot", help="Listen to industrial machines and tell when one sounds wrong.",
+                          no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                          rich_markup_mode=None)
+        new.callback()(_root)
+        register_all(new, out, err, None if verb is None else [verb])
+        _APPS[verb] = new
+    return _APPS[verb]
+
+
+def __getattr__(name: str):
+    """``app``: the full Typer app, built on first use (PEP 562; ``main`` builds only the verb it runs)."""
+    if name == "app":
+        return app_for(None)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------------- entry point
@@ -123,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(argv: list[str] | None) -> int:
     try:
-        rv = app(args=argv, prog_name="earshot", standalone_mode=False)
+        args = sys.argv[1:] if argv is None else list(argv)
+        rv = app_for(verb_of(args))(args=args, prog_name="earshot", standalone_mode=False)
     except _Terminated as exc:
         sys.stderr.write(f"earshot: terminated ({signal.Signals(exc.signum).name})\n")
         return 128 + exc.signum

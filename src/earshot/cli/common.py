@@ -1,27 +1,53 @@
 """What every verb of the command line shares: the two consoles, progress on stderr (bars or lines), the
 ``--param KEY=VALUE`` parser and the number format of the terminal tables.
 
-Standard library, typer and rich only, so ``earshot --help`` stays fast: the verbs load the
-library when they run.
+Standard library only at the top, so ``earshot --help`` stays fast: the verbs load the library
+when they run, and rich loads when something is printed through a console or bars are drawn
+(``earshot score`` to stdout or a file, with stderr not a terminal, never loads it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
-
-from rich.console import Console
 
 from earshot.errors import ParameterError
 from earshot.reports.format import fmt_cell
 
 __all__ = ["QUIET", "ProgressLines", "err", "fmt_cell", "out", "parse_params", "progress_bars"]
 
-# Wide when not a terminal, so tables written to a file or a pipe keep one row per line.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+class _LazyConsole:
+    """A rich ``Console`` on stdout or stderr, made when first used (rich costs about 0.05 s of
+    CPU to import; a verb that prints nothing through it does not pay it).
+
+    Wide when not a terminal, so tables written to a file or a pipe keep one row per line.
+    """
+
+    def __init__(self, stderr: bool):
+        self._stderr = stderr
+        self._console = None
+
+    def console(self):
+        """The rich ``Console`` itself (made now if it is not yet)."""
+        if self._console is None:
+            from rich.console import Console  # deferred: start-up speed (see the class docstring)
+
+            tty = (sys.stderr if self._stderr else sys.stdout).isatty()
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, width=None if tty else 200)
+        return self._console
+
+    def __getattr__(self, name: str):
+        return getattr(self.console(), name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+#: Variables by which rich takes a stream that is not a tty for a terminal.
+_RICH_TERMINAL_ENV = ("FORCE_TERMINAL", "TTY_COMPATIBLE", "FORCE_COLOR")
 
 
 #: Set by ``earshot --quiet``: no progress on stderr, neither bars nor lines.
@@ -102,14 +128,15 @@ def progress_bars(enabled: bool = True):
     if not enabled or QUIET["on"]:
         yield None
         return
-    if not err.is_terminal:
+    # a stderr that is no tty, with none of rich's overrides set, is no terminal: no need to load rich to ask
+    if not (sys.stderr.isatty() or any(v in os.environ for v in _RICH_TERMINAL_ENV)) or not err.is_terminal:
         yield ProgressLines()
         return
     # deferred: rich.progress is needed only when bars are drawn (keeps `earshot --help` fast)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[note]}"), console=err, transient=True) as bar:
+                  TextColumn("{task.fields[note]}"), console=err.console(), transient=True) as bar:
         yield _Bars(bar)
 
 
