@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -248,6 +251,62 @@ def test_long_recording_split_across_threads(rng):
     np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(one, librosa_log_mel(y, n_mels=64), rtol=0, atol=TOL_DB)
 
+
+
+def test_thread_pool_is_kept_between_calls_and_honours_workers(monkeypatch, rng):
+    """The pool threads (and their buffers) outlive a call; a pool grown to 3 threads by one
+    call runs at most 2 clips at once for ``workers=2``."""
+    import earshot.features.stft as stft
+
+    lock, active, peak, threads = threading.Lock(), [0], [0], []
+    real = stft._process_clip
+
+    def spy(*args):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+            threads[-1].add(threading.current_thread())
+        time.sleep(0.005)  # let the other threads catch up, to see how many run at once
+        real(*args)
+        with lock:
+            active[0] -= 1
+
+    Y = (0.1 * rng.standard_normal((12, 4000))).astype(np.float32)
+    ref = np.stack([log_mel(y, n_mels=64, workers=1) for y in Y])
+    monkeypatch.setattr(stft, "_process_clip", spy)
+    for workers in (3, 2, 2):
+        threads.append(set())
+        peak[0] = 0
+        np.testing.assert_array_equal(log_mel_batch(Y, n_mels=64, workers=workers), ref)
+        assert peak[0] <= workers
+    # The same thread objects as the first call's: no thread (nor its buffers) made afresh.
+    assert threads[1] | threads[2] <= threads[0]
+
+
+def test_pool_works_in_a_forked_child(rng):
+    """A child forked after the pool started gets its own (the parent's threads are not there)."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    Y = (0.1 * rng.standard_normal((8, 4000))).astype(np.float32)
+    ref = log_mel_batch(Y, n_mels=64, workers=2)  # the parent's pool is running
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only with the same result
+        ok = False
+        try:
+            ok = np.array_equal(log_mel_batch(Y, n_mels=64, workers=2), ref)
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("log_mel_batch hung in a forked child")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 # ---------------------------------------------------------------- context frames
 
