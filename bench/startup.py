@@ -10,9 +10,12 @@ Trains a small bundle on a few synthetic clips in a temporary folder, then runs,
   avoid);
 - ``python -m earshot.cli score MODEL FILE``: one ten-second file, as a user would run it.
 
-and the ratio score / floor (issue 16's goal: at most 1.3). It also lists the heavy modules
-(scipy.stats, scipy.sparse, torch, matplotlib, sklearn, fastapi, sqlalchemy, uvicorn) that
-``earshot score`` loaded. No assertions: figures only.
+and the ratio score / floor (issue 16's goal: at most 1.3). The three commands take turns (one
+run of each, ``--repeat`` rounds), so a change of load on a shared machine falls on all three
+alike. It also lists the heavy modules (scipy.stats, scipy.sparse, torch, matplotlib, sklearn,
+fastapi, sqlalchemy, uvicorn) that ``earshot score`` loaded, and those it loaded that scoring one
+file to stdout does not need (pydantic, rich, click) with the typer version (typer 0.29 imports
+pydantic to parse). No assertions: figures only.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ import tempfile
 from pathlib import Path
 
 HEAVY = ("scipy.stats", "scipy.sparse", "torch", "matplotlib", "sklearn", "fastapi", "sqlalchemy", "uvicorn")
+#: Not heavy, but not needed to score one file to stdout either (pydantic comes with typer >= 0.29).
+EXTRA = ("pydantic", "rich", "click")
 FLOOR = "import numpy, scipy.fft, soundfile, onnxruntime"
 # earshot's command line in this process, then the heavy modules it loaded on stderr
 _SCORE = ("import sys\nfrom earshot.cli import main\nsys.argv = ['earshot', 'score'] + sys.argv[1:]\n"
           "try:\n    main()\nexcept SystemExit:\n    pass\n"
-          f"print('heavy:', ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n")
+          f"print('heavy:', ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+          f"print('extra:', ','.join(m for m in {EXTRA!r} if m in sys.modules), file=sys.stderr)\n"
+          "import typer\nprint('typer:', typer.__version__, file=sys.stderr)\n")
 
 
 def _cpu_of(cmd: list[str]) -> tuple[float, str]:
@@ -43,9 +50,13 @@ def _cpu_of(cmd: list[str]) -> tuple[float, str]:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc.stderr
 
 
-def _best(cmd: list[str], repeat: int) -> tuple[float, str]:
-    runs = [_cpu_of(cmd) for _ in range(repeat)]
-    return min(r[0] for r in runs), runs[-1][1]
+def _least(cmds: list[list[str]], repeat: int) -> list[tuple[float, str]]:
+    """Least CPU of each command over ``repeat`` rounds (one run of each per round), and its last stderr."""
+    runs: list[list[tuple[float, str]]] = [[] for _ in cmds]
+    for _ in range(repeat):
+        for cmd, done in zip(cmds, runs):
+            done.append(_cpu_of(cmd))
+    return [(min(r[0] for r in done), done[-1][1]) for done in runs]
 
 
 def _bundle(tmp: Path, model: str) -> tuple[Path, Path]:
@@ -67,16 +78,19 @@ def main() -> None:
     env_note = f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory() as tmp:
         model, wav = _bundle(Path(tmp), args.model)
-        bare, _ = _best([sys.executable, "-c", "pass"], args.repeat)
-        floor, _ = _best([sys.executable, "-c", FLOOR], args.repeat)
-        score, stderr = _best([sys.executable, "-c", _SCORE, str(model), str(wav), "--format", "csv"], args.repeat)
-    heavy = next((line.split(":", 1)[1].strip() for line in stderr.splitlines() if line.startswith("heavy:")), "?")
-    print(f"one-file `earshot score` CPU ({args.model} bundle, least of {args.repeat}; {env_note})")
+        (bare, _), (floor, _), (score, stderr) = _least(
+            [[sys.executable, "-c", "pass"], [sys.executable, "-c", FLOOR],
+             [sys.executable, "-c", _SCORE, str(model), str(wav), "--format", "csv"]], args.repeat)
+    said = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in stderr.splitlines()
+            if line.split(":", 1)[0] in ("heavy", "extra", "typer")}
+    print(f"one-file `earshot score` CPU ({args.model} bundle, least of {args.repeat} rounds; {env_note})")
     rows = [("python -c pass", bare, ""), (f"import floor ({FLOOR[7:]})", floor, ""),
             ("earshot score MODEL FILE", score, f"   = {score / floor:.2f}x the floor (goal <= 1.3x)")]
     for label, seconds, note in rows:
         print(f"  {label:<58} {seconds:6.3f} s{note}")
-    print(f"  heavy modules loaded by earshot score: {heavy or 'none'}")
+    print(f"  heavy modules loaded by earshot score: {said.get('heavy', '?') or 'none'}")
+    print(f"  other modules it loaded that scoring does not need: {said.get('extra', '?') or 'none'} "
+          f"(typer {said.get('typer', '?')})")
 
 
 if __name__ == "__main__":
