@@ -4,9 +4,10 @@
 
 Prints, on this machine, in one run:
 - training frames/s of the dense autoencoder (windows per second over an epoch);
-- bundle scoring files/s from wav files (decode + log-mel + ONNX), and the same with the
-  reference path of the DCASE baseline notebooks (librosa features + the torch model) run side
-  by side on the same files;
+- bundle scoring files/s from wav files (decode + log-mel + ONNX) with the bundle's default
+  graph (the dynamic-int8 one that training stores when it is exact enough) and with
+  ``precision="float32"`` in the same run, and the reference path of the DCASE baseline
+  notebooks (librosa features + the torch model) side by side on the same files;
 - peak RSS of a separate `earshot train` process on --train-clips ten-second clips
   (the design budget: < 1.5 GB for 5,000 clips).
 No assertions: figures only.
@@ -72,12 +73,20 @@ def bench_scoring(n_files: int) -> None:
         paths = _write_clips(tmp / "score", n_files, seed=2)
         train(tmp / "train", tmp / "model", model_params={"epochs": 2})
         model = load_model(tmp / "model")
-        score_files(model, paths[:8])  # warm up
-        t = time.perf_counter()
-        rows = score_files(model, paths)
-        dt = time.perf_counter() - t
-        print(f"score from wav (decode + log-mel + ONNX), earshot : {n_files / dt:8.1f} files/s  ({len(rows)} files)")
+        f32 = load_model(tmp / "model", precision="float32")
         bundle = next(iter(model.bundles.values()))
+        print(f"bundle graph: {bundle.graph}; manifest scoring.int8: {bundle.manifest['scoring'].get('int8')}")
+        best = {"default": float("inf"), "float32": float("inf")}
+        for _ in range(3):  # interleaved, best kept: the machine is shared
+            for name, m in (("default", model), ("float32", f32)):
+                score_files(m, paths[:8])  # warm up
+                t = time.perf_counter()
+                rows = score_files(m, paths)
+                best[name] = min(best[name], time.perf_counter() - t)
+        dt = best["default"]
+        print(f"score from wav (decode + log-mel + ONNX), earshot : {n_files / dt:8.1f} files/s  ({len(rows)} files, "
+              f"{bundle.graph})")
+        print(f"  the same with precision='float32' (model.onnx)   : {n_files / best['float32']:8.1f} files/s")
         t = time.perf_counter()
         bundle.score_samples([bundle.extract(p) for p in paths])
         dt_serial = time.perf_counter() - t
@@ -107,10 +116,8 @@ def bench_scoring(n_files: int) -> None:
 
 
 def bench_onnx_options(bundle, paths: list[Path]) -> None:
-    """One-thread ONNX ms per file: files per call, and dynamic int8 MatMuls (measured, not a default)."""
-    import onnxruntime as ort
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    """One-thread ONNX ms per file: float32 at 8 and 1 files per call, and the bundle's stored
+    dynamic-int8 graph (the default where stored) at 1 file per call."""
     t_extract = float("inf")
     for _ in range(3):
         t = time.perf_counter()
@@ -119,31 +126,25 @@ def bench_onnx_options(bundle, paths: list[Path]) -> None:
     print(f"  decode + log-mel (bundle.extract), serial         : {t_extract * 1e3:6.2f} ms/file")
     x = np.ascontiguousarray(np.stack([m.T for m in mels]), dtype=np.float32)
     n = len(x)
-    with tempfile.TemporaryDirectory() as tmp:
-        q8 = Path(tmp) / "q8.onnx"
-        quantize_dynamic(str(bundle.path / "model.onnx"), str(q8), weight_type=QuantType.QInt8)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads, opts.log_severity_level = 1, 1, 3
-        runs = {
-            "float32, 8 files per call (the lanes)": (bundle.new_session(threads=1), 8),
-            "float32, 1 file per call": (bundle.new_session(threads=1), 1),
-            "dynamic int8 MatMuls, 1 file per call": (
-                ort.InferenceSession(str(q8), opts, providers=["CPUExecutionProvider"]), 1),
-        }
-        best = {k: float("inf") for k in runs}
-        for _ in range(5):  # interleaved, best kept: the machine is shared
-            for name, (sess, per) in runs.items():
-                t = time.perf_counter()
-                for i in range(0, n, per):
-                    sess.run(None, {"logmel": x[i : i + per]})
-                best[name] = min(best[name], (time.perf_counter() - t) / n)
-        ref = np.concatenate([runs["float32, 1 file per call"][0].run(None, {"logmel": x[i : i + 1]})[0]
-                              for i in range(n)]).mean(axis=1)
-        q = np.concatenate([runs["dynamic int8 MatMuls, 1 file per call"][0].run(None, {"logmel": x[i : i + 1]})[0]
-                            for i in range(n)]).mean(axis=1)
+    runs = {
+        "float32, 8 files per call": (bundle.new_session(threads=1), 8),
+        "float32, 1 file per call": (bundle.new_session(threads=1), 1),
+    }
+    if bundle.graph != "model.onnx":
+        runs[f"{bundle.graph}, 1 file per call (the lanes)"] = (bundle.new_session(threads=1, clips=True), 1)
+    best = {k: float("inf") for k in runs}
+    for _ in range(5):  # interleaved, best kept: the machine is shared
+        for name, (sess, per) in runs.items():
+            t = time.perf_counter()
+            for i in range(0, n, per):
+                sess.run(None, {"logmel": x[i : i + per]})
+            best[name] = min(best[name], (time.perf_counter() - t) / n)
     for name, sec in best.items():
-        print(f"  ONNX alone, one thread, {name:<38}: {sec * 1e3:6.2f} ms/file")
-    print(f"  int8 clip scores vs float32: max relative difference {np.abs(q - ref).max() / np.abs(ref).max():.1e}")
+        print(f"  ONNX alone, one thread, {name:<44}: {sec * 1e3:6.2f} ms/file")
+    if bundle.graph != "model.onnx":
+        ref = bundle.score_samples(mels, session=runs["float32, 1 file per call"][0])
+        q = bundle.score_samples(mels)
+        print(f"  int8 clip scores vs float32 on these files: max relative difference {np.max(np.abs(q - ref) / np.abs(ref)):.1e}")
 
 
 def bench_train_memory(n_clips: int) -> None:
