@@ -223,3 +223,46 @@ def test_a_label_trained_model_and_its_held_out_comparison_show_on_the_machine_p
     assert page.wait_for_selector("#comparison-verdict").text_content() == "swapped in"
     assert "press-12 (cnn)" in page.text_content(".comparison-box tbody tr")  # the candidate row
     api.close()
+
+
+@pytest.mark.slow
+def test_drift_panel_plots_the_checks_and_retrains_on_recent_snippets(page, server):
+    """Two stored drift checks (steady, then a noisier room) show as the drift plot, the last
+    verdict and its moved bands; "Retrain on recent normal snippets" starts a training job
+    restricted to recent snippets and shows its progress."""
+    import httpx  # the test's own API calls (with the key), beside the page's
+
+    rng = np.random.default_rng(14)
+    api = httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}, timeout=30)
+
+    def post(y):
+        r = api.post("/machines/press-20/snippets", files={"file": ("c.wav", wav_bytes(y), "audio/wav")})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    for _ in range(16):  # labelled normal: all of them are training snippets whatever the tiny model said
+        assert api.post(f"/snippets/{post(hum(rng))}/label", json={"label": "normal"}).status_code == 200
+    steady = api.get("/machines/press-20/drift?n=16&record=true").json()
+    for _ in range(12):
+        post(hum(rng) + 0.05 * rng.standard_normal(2 * 16000).astype(np.float32))
+    moved = api.get("/machines/press-20/drift?n=12&record=true").json()
+    assert steady["drifted"] is False and moved["drifted"] is True, (steady, moved)
+    page.goto(server.url + "/#/machine/press-20")
+    page.fill("#api-key", KEY)
+    page.dispatch_event("#api-key", "change")
+    page.wait_for_selector(".drift-panel svg.drift-plot")
+    assert len(page.query_selector_all(".drift-plot circle.drift-point")) == 2
+    assert len(page.query_selector_all(".drift-plot circle.drifted")) == 1
+    assert page.text_content("#drift-verdict") == "drifted"
+    assert len(page.query_selector_all(".drift-bands tbody tr")) == len(moved["bands"]) > 0
+    assert "Hz" in page.text_content(".drift-bands tbody tr") and page.query_selector(".drift-suggest") is not None
+    page.fill(".retrain-days", "1")
+    page.fill(".retrain-epochs", "1")
+    page.click("button.retrain")
+    page.wait_for_selector(".retrain-progress progress")
+    page.wait_for_function("() => /job (succeeded|failed)/.test(document.querySelector('.retrain-progress').textContent)",
+                           timeout=120000)
+    assert "job succeeded" in page.text_content(".retrain-progress"), page.text_content(".retrain-progress")
+    job = next(j for j in api.get("/jobs?machine=press-20").json()["jobs"] if j["kind"] == "train")
+    assert job["params"]["since_days"] == 1 and job["result"]["n_snippets"] >= 16
+    api.close()

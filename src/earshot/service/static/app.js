@@ -245,6 +245,7 @@ async function machinePage(name) {
       + Object.entries(m.labels || {}).map(([k, v]) => `${k} ${v}`).join(", ")));
     page.append(scorePlot(m.history || [], { width: 1000, height: 220 }));
   }
+  if (m) page.append(h("h2", {}, "Drift"), driftPanel(name));  // static/drift.js
   page.append(h("h2", {}, "Report a snippet"), snippetForm(name, () => setTimeout(reload, 300)));
   page.append(h("h2", {}, "Alerts"), alertsBox, h("h2", {}, "Snippets"), snippetsBox);
   if (m) page.append(h("h2", {}, "Settings and training"), settingsBox(name, m), trainBox(name, m));
