@@ -256,7 +256,7 @@ def test_long_recording_split_across_threads(rng):
 def test_thread_pool_is_kept_between_calls_and_honours_workers(monkeypatch, rng):
     """The pool threads (and their buffers) outlive a call; a pool grown to 3 threads by one
     call runs at most 2 clips at once for ``workers=2``."""
-    import earshot.features.stft as stft
+    from earshot.features import stft
 
     lock, active, peak, threads = threading.Lock(), [0], [0], []
     real = stft._process_clip
