@@ -27,7 +27,8 @@ class MachineIn(BaseModel):
     """A machine's configuration (fields left out keep their value)."""
 
     model: Optional[str] = Field(None, description="Model that scores this machine (GET /models); null: automatic.")
-    webhook_url: Optional[str] = Field(None, description="http(s) URL posted a JSON event when an alert opens or closes.")
+    webhook_url: Optional[str] = Field(None, description="http(s) URL posted a JSON event when an alert opens or closes "
+                                                        "or the machine's drift is detected or cleared.")
 
 
 class TrainIn(BaseModel):
