@@ -61,6 +61,28 @@ def test_score_loads_no_heavy_module(kind, data, tmp_path):
     assert result == {"code": 0, "heavy": [], "verbs": ["score"]}
 
 
+def test_a_worker_builds_one_onnx_session_per_bundle(data, tmp_path, monkeypatch):
+    """The batch worker loads its model with one-thread sessions: it builds no other to throw away."""
+    import onnxruntime as ort
+
+    from earshot.pipeline.batch import load_worker_model
+
+    out = tmp_path / "model"
+    assert main(["train", str(data), "--out", str(out), "--model", "gauss", "--n-mels", "32"]) == 0
+    built = []
+    real = ort.InferenceSession
+
+    def counting(path, options=None, **kwargs):
+        built.append(options.intra_op_num_threads)
+        return real(path, options, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", counting)
+    (bundle,) = load_worker_model(str(out)).bundles.values()
+    assert built == [1]
+    wav = sorted(data.rglob("*.wav"))[0]
+    assert bundle.score_files([wav, wav]).shape == (2,) and built == [1]
+
+
 def test_help_still_loads_every_verb():
     assert _heavy_after("--help")["verbs"] == sorted(MODULES)
 

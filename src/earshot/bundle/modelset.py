@@ -150,11 +150,12 @@ class ModelSet:
         return rows  # type: ignore[return-value]
 
 
-def load_model(path: str | os.PathLike, *, precision: str | None = None) -> ModelSet:
+def load_model(path: str | os.PathLike, *, precision: str | None = None, threads: int = 0) -> ModelSet:
     """Load a model set directory (``index.json``) or a single bundle (``manifest.json``).
 
     ``precision`` chooses each bundle's scoring graph (see :class:`Bundle`: ``auto``, the
-    default, runs a stored int8 graph; ``float32`` always ``model.onnx``).
+    default, runs a stored int8 graph; ``float32`` always ``model.onnx``); ``threads`` the
+    intra-op threads of each bundle's scoring session (0: onnxruntime's default).
 
     Raises
     ------
@@ -177,10 +178,10 @@ def load_model(path: str | os.PathLike, *, precision: str | None = None) -> Mode
         groups = index.get("groups")
         if not isinstance(groups, dict) or not groups:
             raise BundleError(f"{path / INDEX}: lists no groups")
-        bundles = {name: Bundle(path / sub, precision=precision) for name, sub in groups.items()}
+        bundles = {name: Bundle(path / sub, precision=precision, threads=threads) for name, sub in groups.items()}
         return ModelSet(path, str(index.get("group_by", "id")), bundles, index)
     if (path / MANIFEST).exists():
-        bundle = Bundle(path, precision=precision)
+        bundle = Bundle(path, precision=precision, threads=threads)
         group = bundle.group or "all"
         group_by = bundle.manifest.get("training", {}).get("group_by", "none")
         return ModelSet(path, group_by, {group: bundle})

@@ -73,6 +73,9 @@ class Bundle(Detector):
         has one (``scoring.int8.graph`` in the manifest) and ``model.onnx`` otherwise;
         ``float32`` always ``model.onnx``; ``int8`` the int8 graph or a ParameterError. Default:
         ``$EARSHOT_PRECISION``, else ``auto``.
+    threads : int, optional
+        Intra-op threads of the clip-scoring session (0, the default: onnxruntime's own, all
+        cores; 1 in a worker process, so that it builds one session, not one to replace).
 
     Attributes
     ----------
@@ -87,7 +90,7 @@ class Bundle(Detector):
         run ``model.onnx``, see :meth:`new_session`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, precision: str | None = None):
+    def __init__(self, path: str | os.PathLike, *, precision: str | None = None, threads: int = 0):
         self.path = Path(path)
         if not self.path.is_dir():
             raise BundleError(f"{self.path}: no such model directory")
@@ -114,8 +117,9 @@ class Bundle(Detector):
         if not onnx_path.exists():
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
         self.graph = self._graph(precision, manifest_path)
-        self._session = self.new_session(clips=True)
-        self._lane_session = None  # one-thread session of score_files' lanes, made when first needed
+        self._session = self.new_session(threads, clips=True)
+        # one-thread session of score_files' lanes, made when first needed (a one-thread bundle's own)
+        self._lane_session = self._session if threads == 1 else None
         self._streams: bool | None = None  # see `streams`, probed when first asked
 
     def _graph(self, precision: str | None, manifest_path: Path) -> str:

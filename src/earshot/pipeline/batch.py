@@ -103,16 +103,10 @@ def load_worker_model(model_path: str):
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = load_model(model_path)
-            for bundle in model.bundles.values():
-                _single_thread(bundle)
+            model = load_model(model_path, threads=1)  # the one session each bundle builds
             _MODELS.clear()
             _MODELS[key] = model
     return model
-
-
-def _single_thread(bundle) -> None:
-    bundle.use_session(bundle.new_session(threads=1, clips=True))
 
 
 def score_batch(task: tuple) -> list[dict[str, Any]]:
