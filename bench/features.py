@@ -94,18 +94,24 @@ def fft_only(Y: np.ndarray, threads: int):
     return pooled
 
 
-def interleaved_best(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Best seconds of each function over ``repeat`` rounds that run every function once, in
-    turn (after one untimed round): on a shared machine each gets the same chance at a quiet
-    moment, so the ratios between them hold better than timing one after the other."""
+def interleaved_best(fns: dict[str, Callable[[], Any]],
+                     repeat: int) -> dict[str, tuple[float, float]]:
+    """Best wall-clock and best process-CPU seconds of each function over ``repeat`` rounds
+    that run every function once, in turn (after one untimed round): on a shared machine each
+    gets the same chance at a quiet moment, so the ratios between them hold better than timing
+    one after the other; the CPU seconds hardly depend on the load at all."""
     for fn in fns.values():
         fn()
-    best = dict.fromkeys(fns, float("inf"))
+    best = {name: (float("inf"), float("inf")) for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            # OpenBLAS's threads (woken by librosa's large products) spin for a while after
+            # their work: let them sleep before the next timing, or they eat into it.
+            time.sleep(0.5)
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
     return best
 
 
@@ -113,8 +119,10 @@ def load_avg() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
-def log_mel_rows(Y: np.ndarray, cpus: int, rep: int) -> tuple[list, dict[str, float]]:
-    """Rows of earshot vs librosa vs the FFT alone, timed interleaved; the rates by name."""
+def log_mel_rows(Y: np.ndarray, cpus: int, rep: int) -> tuple[list, dict[str, float],
+                                                               dict[str, str]]:
+    """Rows of earshot vs librosa vs the FFT alone, timed interleaved; the rates and the CPU
+    microseconds per clip by name."""
     n = len(Y)
     fns: dict[str, Callable[[], Any]] = {"fft 1": fft_only(Y, 1), f"fft {cpus}": fft_only(Y, cpus)}
     for m in (64, 128):
@@ -125,30 +133,38 @@ def log_mel_rows(Y: np.ndarray, cpus: int, rep: int) -> tuple[list, dict[str, fl
             f"{m} clip": lambda cfg=cfg: [log_mel(y, cfg) for y in Y],
             f"{m} librosa": lambda cfg=cfg: librosa_log_mel(Y, cfg),
         })
-    rate = {k: n / t for k, t in interleaved_best(fns, rep).items()}
+    timed = interleaved_best(fns, rep)
+    rate = {k: n / wall for k, (wall, _) in timed.items()}
+    cpu = {k: f"{1e6 * c / n:.0f}" for k, (_, c) in timed.items()}  # CPU us per clip
     rows = []
     for m in (64, 128):
         cfg = FeatureConfig(n_mels=m)
         k = min(n, 20)  # librosa one clip per call is slow: timed on the first 20 clips, once
         lib_clip = k / best_time(lambda cfg=cfg: [librosa_log_mel(y, cfg) for y in Y[:k]],
                                  repeat=1)
-        rate[f"{m} librosa"] = lib = max(rate[f"{m} librosa"], lib_clip)
+        # librosa's batch swings 3-4x from run to run on a loaded machine (its OpenBLAS threads
+        # against other processes): the reference gets `rep` more tries on its own, best kept.
+        lib_more = n / best_time(lambda cfg=cfg: librosa_log_mel(Y, cfg), repeat=rep, warmup=0)
+        rate[f"{m} librosa"] = lib = max(rate[f"{m} librosa"], lib_clip, lib_more)
         err = float(np.abs(log_mel_batch(Y[:8], cfg) - librosa_log_mel(Y[:8], cfg)).max())
         for key, label, ceil in ((f"{m} all", f"log_mel_batch, {cpus} threads", f"fft {cpus}"),
                                  (f"{m} one", "log_mel_batch, 1 thread", "fft 1")):
             rows.append((f"{m} mels  earshot {label}", rate[key],
                          f"x{rate[key] / lib:.1f} librosa; {100 * rate[key] / rate[ceil]:.0f} % "
-                         f"of the FFT alone"))
+                         f"of the FFT alone; CPU {cpu[key]} us/clip"))
         rows += [
             (f"{m} mels  earshot log_mel per clip", rate[f"{m} clip"],
-             f"x{rate[f'{m} clip'] / lib:.1f} librosa"),
-            (f"{m} mels  librosa (best of 2-D batch, per clip)", lib, f"max |diff| {err:.1e} dB"),
+             f"x{rate[f'{m} clip'] / lib:.1f} librosa; CPU {cpu[f'{m} clip']} us/clip"),
+            (f"{m} mels  librosa (best of 2-D batch, per clip)", lib,
+             f"max |diff| {err:.1e} dB; CPU {cpu[f'{m} librosa']} us/clip (all its threads)"),
         ]
     rows += [
-        ("FFT alone (313 x 1024 rfft per clip), 1 thread", rate["fft 1"], "ceiling of one core"),
-        (f"FFT alone, {cpus} threads", rate[f"fft {cpus}"], f"ceiling of {cpus} cores"),
+        ("FFT alone (313 x 1024 rfft per clip), 1 thread", rate["fft 1"],
+         f"ceiling of one core; CPU {cpu['fft 1']} us/clip"),
+        (f"FFT alone, {cpus} threads", rate[f"fft {cpus}"],
+         f"ceiling of {cpus} cores; CPU {cpu[f'fft {cpus}']} us/clip"),
     ]
-    return rows, rate
+    return rows, rate, cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
           f"hop 512, {cpus} CPUs, best of {rep} interleaved rounds; load average (1/5/15 min) "
           f"{load_avg()}")
     Y = make_clips(n)
-    rows, rates = log_mel_rows(Y, cpus, rep)
+    rows, rates, cpus_us = log_mel_rows(Y, cpus, rep)
 
     cfg = FeatureConfig(n_mels=64)
     with tempfile.TemporaryDirectory(prefix="earshot-bench-") as tmp:
@@ -209,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
           f"{got:,.0f} clips/s on {cpus} threads ({got / lib:.1f}x librosa {lib:,.0f}); the "
           f"FFT alone tops out at {top:,.0f} here ({top / lib:.1f}x librosa): {reach} with "
           f"scipy.fft on this machine")
+    fft_us, one_us = float(cpus_us["fft 1"]), float(cpus_us["64 one"])
+    print(f"CPU per clip on one thread, 64 mels: log-mel {one_us:.0f} us, the FFT alone "
+          f"{fft_us:.0f} us ({100 * fft_us / one_us:.0f} % of log-mel); on {cpus} quiet cores the "
+          f"FFT alone bounds log-mel at {cpus * 1e6 / fft_us:,.0f} clips/s")
     print(f"load average after: {load_avg()}; peak RSS: {peak_rss_mb():.0f} MiB")
 
 
