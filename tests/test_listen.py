@@ -297,3 +297,17 @@ def test_ring_read_into_moves_samples_without_allocating():
     assert got == list(range(4, 14)) and ring.read_into(out, timeout=0) == 0
     ring.close()
     assert ring.read_into(out, timeout=0) is None
+
+
+def test_blocks_go_into_preallocated_buffers(bundle):
+    """Pushing 64 ms blocks never reallocates the scorer's sample, frame or error buffers (sized
+    for a hop and a window at the start): a block is copied in, nothing is concatenated."""
+    geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
+    scorer = StreamScorer(bundle, geo)
+    y = (0.1 * np.random.default_rng(0).standard_normal(16000 * 30)).astype(np.float32)
+    buffers = (scorer._frames._buf, scorer._fbuf, scorer._errors)
+    n = 0
+    for i in range(0, y.size, 1024):
+        n += len(scorer.push(y[i : i + 1024]))
+        assert all(now is then for now, then in zip((scorer._frames._buf, scorer._fbuf, scorer._errors), buffers))
+    assert n + len(scorer.finish()) == geo.n_windows(y.size)

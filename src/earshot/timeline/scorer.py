@@ -51,15 +51,17 @@ class StreamScorer:
         self.aggregate = bundle.aggregate
         self._session = bundle.new_session(threads)  # 0: onnxruntime's default, all cores
         g = geometry
-        self._frames = FrameStream(bundle.features, capacity=2 * (g.hop_samples + g.n_fft) + 4096)
+        # Sized for the first window, a hop and a sound card's block of up to 8192 samples (a larger
+        # block grows them once): pushing blocks then copies into them and allocates nothing.
+        block = 8192
+        self._frames = FrameStream(bundle.features, capacity=g.window_samples + g.hop_samples + 2 * g.n_fft + block)
         self._on_frames = on_frames
         # Frames from _fbuf_start on (_fbuf_len of them) and model-window errors from _err_start
-        # on (_err_len): preallocated, grown only when a larger batch than ever comes.
-        frames_per_hop = -(-g.hop_samples // g.hop_length) + 1
-        self._fbuf = np.empty((2 * (frames_per_hop + g.model_frames + g.model_hop), bundle.features.n_mels), np.float32)
+        # on (_err_len).
+        frames = -(-(g.window_samples + g.hop_samples + block) // g.hop_length) + g.model_frames + g.model_hop + 2
+        self._fbuf = np.empty((frames, bundle.features.n_mels), np.float32)
         self._fbuf_start = self._fbuf_len = 0
-        window_models = g.window_samples // g.hop_length // max(1, g.model_hop) + 2
-        self._errors = np.empty(2 * (window_models + frames_per_hop), np.float64)
+        self._errors = np.empty(frames // max(1, g.model_hop) + 2, np.float64)
         self._err_start = self._err_len = 0
         self._next_model = 0  # next model window to score
         self.next_window = 0  # next timeline window
