@@ -13,10 +13,44 @@ Examples
 
 from __future__ import annotations
 
-from earshot.datasets.discover import describe, discover
+import importlib
+import sys
+import types
+
 from earshot.datasets.layouts import ParsedPath, parse_path
 from earshot.datasets.records import Attributes, Record, group_name
-from earshot.datasets.splits import apply_split_file, assign_default_split, train_test
+
+#: Names loaded when first used (PEP 562), so that scoring, which parses paths only (a bundle
+#: routes a file to its group), does not import discovery and splitting: name -> its module here.
+_LAZY = {"describe": "discover", "discover": "discover",
+         **dict.fromkeys(("apply_split_file", "assign_default_split", "train_test"), "splits")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"earshot.datasets.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """This package's module type: importing the submodule ``.discover`` binds it here under its
+    name, which is also the name of its function; the function is kept (as when this package
+    imported it at the top), so ``earshot.datasets.discover`` is the function whichever was
+    imported first."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _LAZY:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "Attributes",

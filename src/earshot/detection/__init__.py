@@ -10,7 +10,6 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from earshot.detection._training import DEVICES, check_device, resolve_device
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
@@ -33,6 +32,23 @@ __all__ = [
     "make_detector",
     "parse_aggregate",
 ]
+
+#: Names loaded when first used (PEP 562) from the training helpers, which scoring (through
+#: :mod:`.aggregate` and :mod:`.base`) does not need: name -> its module under earshot.detection.
+_LAZY = dict.fromkeys(("DEVICES", "check_device", "resolve_device"), "_training")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"earshot.detection.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 #: Model kind (as in ``earshot train --model``) -> "module:Class".
 DETECTORS: dict[str, str] = {
