@@ -65,9 +65,10 @@ _pool_size = 0
 
 
 def _forget_pool() -> None:
-    # A forked child has none of the parent's pool threads: it starts its own when needed.
-    global _pool, _pool_size
-    _pool, _pool_size = None, 0
+    # A forked child has none of the parent's pool threads: it starts its own when needed (and
+    # a fresh lock, in case another thread of the parent held it at the fork).
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
