@@ -87,6 +87,14 @@ def test_a_worker_builds_one_onnx_session_per_bundle(data, tmp_path, monkeypatch
     assert bundle.score_files([wav, wav]).shape == (2,) and built == [1]
 
 
+def test_score_help_imports_no_library_module():
+    """`earshot score` imports its library module before Typer runs (app._preload), but not for --help."""
+    code = ("import sys\nfrom earshot.cli.app import main\nmain(['score', '--help'])\n"
+            "print('earshot.pipeline.batch' in sys.modules, 'numpy' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "False False"
+
+
 def test_help_still_loads_every_verb():
     assert _heavy_after("--help")["verbs"] == sorted(MODULES)
 

@@ -8,6 +8,7 @@ they share is in :mod:`earshot.cli.common` and :mod:`earshot.cli.options`.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import signal
@@ -18,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from earshot.cli.commands import register_all, verb_of
+from earshot.cli.commands import PRELOAD, register_all, verb_of
 from earshot.cli.common import QUIET, err, out
 from earshot.errors import EarshotError, EarshotWarning
 
@@ -134,10 +135,38 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
 
 
+def _preload(verb: str | None, args: list[str]) -> None:
+    """Import the library module that ``verb`` runs (:data:`~earshot.cli.commands.PRELOAD`) on a
+    fresh thread, whose Python stack starts empty; nothing for ``--help``.
+
+    CPython 3.11 keeps a thread's frames in 16 KiB chunks and maps and unmaps a chunk each time a
+    call crosses a chunk boundary (python/cpython#142183; 3.13 and 3.14 keep one chunk). Imported
+    inside Typer's call stack, scipy.special's import loop (scipy.fft imports it) sat on such a
+    boundary: about 9,000 mmap/munmap pairs and 0.15-0.2 s more CPU for ``earshot score`` than the
+    same import at the top of a script, and the depth, so the cost, changed with each entry point.
+    A fresh thread imports at the same shallow depth whoever called :func:`main`. An error is left
+    to the command's own import, which raises it where the command line reports it.
+    """
+    if verb not in PRELOAD or "--help" in args:
+        return
+
+    def load() -> None:
+        try:
+            importlib.import_module(PRELOAD[verb])
+        except Exception:  # noqa: BLE001 - the command's own import raises it again, where it is reported
+            pass
+
+    thread = threading.Thread(target=load, name="earshot-preload", daemon=True)
+    thread.start()
+    thread.join()
+
+
 def _run(argv: list[str] | None) -> int:
     try:
         args = sys.argv[1:] if argv is None else list(argv)
-        rv = app_for(verb_of(args))(args=args, prog_name="earshot", standalone_mode=False)
+        verb = verb_of(args)
+        _preload(verb, args)
+        rv = app_for(verb)(args=args, prog_name="earshot", standalone_mode=False)
     except _Terminated as exc:
         sys.stderr.write(f"earshot: terminated ({signal.Signals(exc.signum).name})\n")
         return 128 + exc.signum

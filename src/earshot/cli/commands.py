@@ -15,6 +15,11 @@ MODULES: list[str] = ["train", "score", "evaluate", "info", "synth", "demo", "ex
                       "cv", "export", "drift", "faults"]
 
 
+#: The library module a verb's command imports first (numpy, scipy.fft and onnxruntime behind it),
+#: imported by ``main`` before Typer runs, on a fresh thread (see ``earshot.cli.app._preload``).
+PRELOAD: dict[str, str] = {"score": "earshot.pipeline.batch"}
+
+
 def register_all(app, out, err, names: list[str] | None = None) -> None:
     """Add the verbs ``names`` (default: every verb of :data:`MODULES`) to ``app``."""
     for name in MODULES if names is None else names:
