@@ -9,6 +9,8 @@ A bundle is one directory::
     model.int8.onnx optional: the same graph with dynamic int8 MatMul/Gemm weights, stored at save
                     time only when its clip scores agree with model.onnx's (manifest scoring.int8)
     weights.pt      state_dict for further training (torch.load(..., weights_only=True))
+    faults.json     optional: fault signatures of the group's fault-labelled anomalies (``train
+                    --labels`` with a ``fault`` column; manifest ``faults``, see earshot.bundle.faults)
 
 A model set is a directory with ``index.json`` and one bundle per group.
 """
@@ -30,6 +32,7 @@ __all__ = [
     "ONNX_FILE",
     "ONNX_INT8_FILE",
     "WEIGHTS_FILE",
+    "FAULTS_FILE",
     "SCORE_DIRECTION",
     "read_json",
     "check_format",
@@ -43,6 +46,7 @@ INDEX = "index.json"
 ONNX_FILE = "model.onnx"
 ONNX_INT8_FILE = "model.int8.onnx"
 WEIGHTS_FILE = "weights.pt"
+FAULTS_FILE = "faults.json"
 SCORE_DIRECTION = "higher-is-anomalous"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from earshot._util.cores import usable_cores
+from earshot.bundle.faults import read_faults
 from earshot.bundle.format import MANIFEST, ONNX_FILE, ONNX_INT8_FILE, check_format, read_json
 from earshot.detection.aggregate import aggregate
 from earshot.detection.base import Detector, check_clips
@@ -88,6 +89,8 @@ class Bundle(Detector):
     graph : str
         The graph clip scoring runs (``model.onnx`` or ``model.int8.onnx``; timelines always
         run ``model.onnx``, see :meth:`new_session`).
+    faults : BundleFaults or None
+        Fault signatures stored by ``train --labels`` with faults (:mod:`earshot.bundle.faults`).
     """
 
     def __init__(self, path: str | os.PathLike, *, precision: str | None = None, threads: int = 0):
@@ -116,6 +119,7 @@ class Bundle(Detector):
         onnx_path = self.path / ONNX_FILE
         if not onnx_path.exists():
             raise BundleError(f"{self.path}: incomplete bundle (no {ONNX_FILE})")
+        self.faults = read_faults(self.path, self.manifest)  # stored fault signatures (BundleFaults) or None
         self.graph = self._graph(precision, manifest_path)
         self._session = self.new_session(threads, clips=True)
         # one-thread session of score_files' lanes, made when first needed (a one-thread bundle's own)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from earshot.cli.options import ModelDir
+from earshot.errors import ParameterError
 
 
 def print_confusion(out, res: dict, title: str) -> None:
@@ -26,9 +27,11 @@ def register(app: typer.Typer, out, err) -> None:
     def faults(
         model_dir: ModelDir,
         labels: Annotated[Path, typer.Argument(metavar="LABELS_CSV", help="CSV with path and fault columns: the "
-                          "confirmed anomalies and their fault type (paths relative to the CSV; empty fault: skipped).")],
-        folder: Annotated[Path, typer.Argument(metavar="FOLDER_OF_NEW_CLIPS", help="New anomalous clips (.wav/.flac, "
-                          "walked). Those the CSV gives a fault are left out of the signatures and scored against it.")],
+                          "confirmed anomalies and their fault type (paths relative to the CSV; empty fault: skipped). "
+                          "Given alone (earshot faults MODEL FOLDER): the folder of new clips, matched against the "
+                          "signatures train --labels stored in the model.")],
+        folder: Annotated[Optional[Path], typer.Argument(metavar="FOLDER_OF_NEW_CLIPS", help="New anomalous clips (.wav/.flac, "
+                          "walked). Those the CSV gives a fault are left out of the signatures and scored against it.")] = None,
         json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the full result to this JSON file.")] = None,
         group: Annotated[Optional[str], typer.Option(help="The group's model to use (a model with several groups).")] = None,
         quantile: Annotated[float, typer.Option(help="Quantile of the labelled clips' leave-one-out distances used as "
@@ -36,9 +39,14 @@ def register(app: typer.Typer, out, err) -> None:
     ) -> None:
         """Closest confirmed fault of each new clip with its distance, or 'unlike any confirmed fault'."""
         from earshot._util.fs import atomic_file  # deferred: loads when run (fast --help)
-        from earshot.pipeline.faults import closest_faults  # deferred: loads when run (fast --help)
+        from earshot.pipeline.faults import closest_faults, stored_closest_faults  # deferred: as above
 
-        res = closest_faults(model_dir, labels, folder, group=group, quantile=quantile)
+        if folder is None:  # MODEL FOLDER: the model's stored signatures (their threshold was set at training)
+            if quantile != 0.95:
+                raise ParameterError("--quantile: applies to LABELS_CSV only (the stored threshold was set at training)")
+            res = stored_closest_faults(model_dir, labels, group=group)
+        else:
+            res = closest_faults(model_dir, labels, folder, group=group, quantile=quantile)
         out.print(f"{res['n_labelled']} confirmed clips of {len(res['faults'])} faults ({', '.join(res['faults'])}); "
                   f"unlike threshold {res['threshold']:.3f} (scale: {res['scale_source']})")
         for c in res["clips"]:

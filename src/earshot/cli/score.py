@@ -33,7 +33,7 @@ def register(app: typer.Typer, out, err) -> None:
         cache: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: $EARSHOT_CACHE, else none).")] = None,
     ) -> None:
         """One verdict per file: path, group, score, threshold, is_anomalous."""
-        from earshot.pipeline.batch import FIELDS, iter_scores, score_to_file  # deferred: loads when run (fast --help)
+        from earshot.pipeline.batch import iter_scores, score_fields, score_to_file  # deferred: loads when run (fast --help)
 
         if fmt not in ("json", "csv"):
             raise ParameterError(f"--format: expected json or csv, got {fmt!r}")
@@ -47,8 +47,9 @@ def register(app: typer.Typer, out, err) -> None:
                 err.print(f"earshot: warning: {res.errors} files could not be scored (see the error column), "
                           f"e.g. {res.first_errors[0]}")
             return
+        fields = score_fields(model_dir)  # plus fault, fault_distance, fault_known: a model with fault signatures
         with progress_bars() as progress:
-            rows = [{k: r[k] for k in FIELDS} for batch in iter_scores(
+            rows = [{k: r.get(k) for k in fields} for batch in iter_scores(
                 model_dir, files, group=group, executor=executor, workers=workers, batch_size=batch_size,
                 cache=cache, progress=progress) for r in batch]
         if fmt == "json":
@@ -57,7 +58,7 @@ def register(app: typer.Typer, out, err) -> None:
             sys.stdout.write(json.dumps(safe, indent=2, allow_nan=False) + "\n")
         else:
             buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=["path", "group", "score", "threshold", "is_anomalous"], lineterminator="\n")
+            writer = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
             sys.stdout.write(buf.getvalue())

@@ -36,7 +36,7 @@ def register(app: typer.Typer, out, err) -> None:
         threshold: Annotated[str, typer.Option(help="gamma:q | percentile:p | mean-std:k | max | value:x")] = "gamma:0.9",
         aggregate: Annotated[str, typer.Option(help="Window errors to clip score: mean | max | quantile:q")] = "mean",
         split_file: Annotated[Optional[Path], typer.Option(help="CSV with path,split[,label] overriding the split.")] = None,
-        labels: Annotated[Optional[Path], typer.Option(help="CSV path,label (e.g. confirmed or rejected alarms): those clips become training clips with those labels; supervised models (cnn) need some.")] = None,
+        labels: Annotated[Optional[Path], typer.Option(help="CSV path,label[,fault] (e.g. confirmed or rejected alarms): those clips become training clips with those labels (an unsupervised model still trains on normal ones only); supervised models (cnn) need some. A fault column (fault type of label-1 rows, free text) stores the fault signatures in the model: score then names the closest fault of each flagged clip.")] = None,
         seed: Annotated[int, typer.Option(help="Random seed (split, initial weights, shuffling).")] = 0,
         param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Extra detector parameter KEY=VALUE (repeatable), e.g. -p hidden=64.")] = None,
         window_s: Annotated[float, typer.Option(help="Recordings longer than 30 s are cut into windows of this length (s); use detect's --window-s.")] = 1.0,
@@ -69,5 +69,9 @@ def register(app: typer.Typer, out, err) -> None:
             table.add_row(g, str(s["n_clips"]), fmt_cell(s["threshold"], 4), s["threshold_method"], s["threshold_source"],
                           fmt_cell(s["false_alarm_rate"], 2), fmt_cell(s["fit_seconds"], 1))
         out.print(table)
+        for g, s in result.groups.items():
+            if s.get("faults"):  # train --labels with a fault column
+                out.print(f"{g}: fault signatures of {s['faults']['n_clips']} anomalies stored "
+                          f"({', '.join(s['faults']['faults'])})", markup=False, highlight=False)
         for g, why in result.skipped.items():
             err.print(f"earshot: warning: group {g} skipped: {why}")

@@ -8,7 +8,9 @@ the batches in flight, whatever the number of files. :func:`score_to_file` write
 they come and skips, on a re-run with the same output, the files already in it.
 
 Row fields: ``path, group, score, threshold, is_anomalous`` and, in files, ``error`` (why a
-file could not be scored; its score and verdict are then empty).
+file could not be scored; its score and verdict are then empty). A model with stored fault
+signatures (:mod:`earshot.bundle.faults`) adds ``fault, fault_distance, fault_known`` for each
+clip it flags (:func:`score_fields`); other models' rows and files are unchanged.
 """
 
 from __future__ import annotations
@@ -32,9 +34,19 @@ from earshot.bundle import load_model
 from earshot.datasets.layouts import is_audio_file, is_hidden
 from earshot.errors import EarshotError, ParameterError
 from earshot.features.cache import FeatureCache, resolve_cache
-from earshot.pipeline.sinks import FIELDS, FILE_FIELDS, CsvSink, ParquetSink, journal_path, pyarrow_parquet
+from earshot.pipeline.sinks import (
+    FAULT_FIELDS,
+    FAULT_FILE_FIELDS,
+    FIELDS,
+    FILE_FIELDS,
+    CsvSink,
+    ParquetSink,
+    journal_path,
+    pyarrow_parquet,
+)
 
-__all__ = ["FIELDS", "FILE_FIELDS", "BatchResult", "walk_audio", "iter_scores", "score_to_file", "read_done"]
+__all__ = ["FIELDS", "FILE_FIELDS", "BatchResult", "walk_audio", "iter_scores", "score_to_file", "read_done",
+           "score_fields"]
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +160,19 @@ def score_batch(task: tuple) -> list[dict[str, Any]]:
             row["error"] = str(exc)
             continue
         row.update(bundle.verdict(score))
+        if bundle.faults is not None:  # the closest confirmed fault of a flagged clip
+            row.update(bundle.faults.fields(logmel, row["is_anomalous"]))
     return rows
+
+
+def _has_faults(model) -> bool:
+    return any(b.faults is not None for b in model.bundles.values())
+
+
+def score_fields(model_path: str | os.PathLike) -> tuple[str, ...]:
+    """The verdict fields of a model: :data:`FIELDS`, plus the fault columns when one of its
+    bundles stores fault signatures."""
+    return (*FIELDS, *FAULT_FIELDS) if _has_faults(load_worker_model(os.path.abspath(model_path))) else FIELDS
 
 
 # ---------------------------------------------------------------------- parent side
@@ -276,7 +300,8 @@ def read_done(path: str | os.PathLike, model=None) -> _Done:
     """The paths already present in a results file (CSV or Parquet), for resuming.
 
     A CSV's partial last line is cut off first. With ``model``, rows written by another model
-    (another group threshold) are an error.
+    (another group threshold) are an error, and so are columns other than the model's (the
+    fault columns where it stores fault signatures).
 
     Raises
     ------
@@ -286,14 +311,15 @@ def read_done(path: str | os.PathLike, model=None) -> _Done:
     path = Path(path)
     keys = array("Q")
     seen: set = set()
+    fields = FAULT_FILE_FIELDS if model is not None and _has_faults(model) else FILE_FIELDS
     if path.suffix.lower() == ".parquet":
         pq = pyarrow_parquet()
         try:
             pf = pq.ParquetFile(path)
         except Exception as exc:  # pyarrow's own error types
             raise ParameterError(f"{path}: not a readable Parquet file ({exc}); use another --out or delete it") from None
-        if tuple(pf.schema_arrow.names) != FILE_FIELDS:
-            raise ParameterError(f"{path}: columns {pf.schema_arrow.names} are not earshot's {list(FILE_FIELDS)}")
+        if tuple(pf.schema_arrow.names) != fields:
+            raise ParameterError(f"{path}: columns {pf.schema_arrow.names} are not earshot's {list(fields)}")
         for batch in pf.iter_batches(columns=["path", "group", "threshold"], batch_size=65536):
             d = batch.to_pydict()
             for p, g, t in zip(d["path"], d["group"], d["threshold"]):
@@ -309,12 +335,12 @@ def read_done(path: str | os.PathLike, model=None) -> _Done:
         header = next(reader, None)
         if header is None:
             return _Done(keys)
-        if tuple(header) != FILE_FIELDS:
-            raise ParameterError(f"{path}: header {header} is not earshot's {list(FILE_FIELDS)}; "
+        if tuple(header) != fields:
+            raise ParameterError(f"{path}: header {header} is not earshot's {list(fields)}; "
                                  "use another --out or delete it")
         for n, row in enumerate(reader, start=2):
-            if len(row) != len(FILE_FIELDS):
-                raise ParameterError(f"{path}:{n}: expected {len(FILE_FIELDS)} fields, got {len(row)}")
+            if len(row) != len(fields):
+                raise ParameterError(f"{path}:{n}: expected {len(fields)} fields, got {len(row)}")
             keys.append(_key(row[0]))
             if model is not None:
                 _check_thresholds(f"{path}:{n}", row[1], row[3], model, seen)
@@ -381,7 +407,8 @@ def score_to_file(model_path: str | os.PathLike, inputs: Iterable[str | os.PathL
         return False
 
     result = BatchResult(out=out)
-    sink = ParquetSink(out) if parquet else CsvSink(out)
+    fields = FAULT_FILE_FIELDS if _has_faults(model) else FILE_FIELDS
+    sink = ParquetSink(out, fields) if parquet else CsvSink(out, fields)
     complete = False
     started = time.perf_counter()
     try:

@@ -5,7 +5,9 @@ The embedding is one every bundle can compute without torch: the clip statistics
 scoring graph outputs only a score). :func:`fault_signatures` fits
 :class:`~earshot.evaluation.faults.FaultSignatures` on the clips a labels CSV gives a fault
 to; :func:`closest_faults` answers for a folder of clips and, where the CSV also gives those
-clips a fault, a confusion matrix of fault types.
+clips a fault, a confusion matrix of fault types. :func:`store_fault_signatures` fits them at
+training (``earshot train --labels`` with a ``fault`` column) and stores them in the bundle
+(:mod:`earshot.bundle.faults`), so that scoring names the closest fault of each flagged clip.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from earshot.bundle import Bundle
+from earshot.bundle.faults import attach_faults
 from earshot.datasets.csvfiles import read_csv
 from earshot.errors import AudioError, ParameterError
 from earshot.evaluation.faults import FaultSignatures, confusion_matrix
@@ -25,7 +29,8 @@ from earshot.pipeline.batch import walk_audio
 from earshot.pipeline.drift import MAX_REFERENCE_FILES, pick_bundle
 
 __all__ = ["FAULT_STATS", "closest_faults", "fault_confusion", "fault_embeddings", "fault_signatures",
-           "leave_one_out_faults", "normal_reference", "read_fault_labels"]
+           "leave_one_out_faults", "normal_reference", "read_fault_labels", "store_fault_signatures",
+           "stored_closest_faults"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,11 @@ def normal_reference(bundle: Any) -> Optional[np.ndarray]:
     Up to :data:`~earshot.pipeline.drift.MAX_REFERENCE_FILES`, evenly spaced; None when fewer
     than two can be read (the signatures then standardise by the labelled set).
     """
-    files = [Path(p) for p in bundle.manifest.get("training", {}).get("files", [])]
+    return _reference(bundle, [Path(p) for p in bundle.manifest.get("training", {}).get("files", [])])
+
+
+def _reference(bundle: Any, files: list[Path]) -> Optional[np.ndarray]:
+    """Fault embeddings of up to MAX_REFERENCE_FILES of ``files`` (evenly spaced) that can be read."""
     if len(files) > MAX_REFERENCE_FILES:
         files = [files[i] for i in np.linspace(0, len(files) - 1, MAX_REFERENCE_FILES).round().astype(int)]
     logmels = []
@@ -190,3 +199,57 @@ def leave_one_out_faults(bundle: Any, paths: list[Path], faults: list[str], *, q
     out.update(fault_confusion(faults, [c["answer"] for c in clips], faults))
     log.info("fault types of %d clips, leave-one-out: %.1f%% right", len(paths), 100 * out["accuracy"])
     return out
+
+
+def store_fault_signatures(bundle_dir: str | os.PathLike, paths: list[Path], faults: list[str],
+                           normal: list[Path], *, quantile: float = 0.95) -> Optional[dict[str, Any]]:
+    """Fit fault signatures on labelled anomalies with a bundle's log-mel and store them in it.
+
+    Parameters
+    ----------
+    bundle_dir : path-like
+        A bundle just written (inside its atomic write): ``faults.json`` and the manifest's
+        ``faults`` are added (:func:`earshot.bundle.faults.attach_faults`).
+    paths, faults : list
+        The anomalies the labels give a fault (at least two) and their faults.
+    normal : list of Path
+        The group's normal training clips: the scale of the embedding (up to
+        :data:`~earshot.pipeline.drift.MAX_REFERENCE_FILES` of them, evenly spaced).
+    quantile : float
+        See :class:`~earshot.evaluation.faults.FaultSignatures`.
+
+    Returns
+    -------
+    dict or None
+        The manifest entry; None for a waveform-input model (no log-mel to embed: a warning).
+    """
+    bundle = Bundle(bundle_dir)
+    if bundle.input == "waveform":
+        log.warning("%s: a waveform-input model stores no fault signatures (they embed the log-mel)", bundle_dir)
+        return None
+    X = fault_embeddings([bundle.extract(p) for p in paths])
+    sig = FaultSignatures(quantile=quantile).fit(X, faults, _reference(bundle, list(normal)))
+    return attach_faults(bundle_dir, sig, FAULT_STATS, [str(Path(p).resolve()) for p in paths])
+
+
+def stored_closest_faults(model: str | os.PathLike, folder: str | os.PathLike, *,
+                          group: Optional[str] = None) -> dict[str, Any]:
+    """The closest confirmed fault of each clip of ``folder`` by the signatures stored in the model.
+
+    What :func:`closest_faults` gives (without ``true_fault`` and the confusion matrix), with
+    the signatures that ``earshot train --labels`` stored (:mod:`earshot.bundle.faults`).
+    """
+    if not Path(folder).is_dir():
+        raise ParameterError(f"{folder}: not a folder of clips")
+    bundle = pick_bundle(model, group)
+    if bundle.faults is None:
+        raise ParameterError(f"{model}: the model stores no fault signatures (train it with --labels and a fault "
+                             "column, or give LABELS_CSV)")
+    paths = list(walk_audio([folder]))
+    if not paths:
+        raise ParameterError(f"{folder}: no audio clips (.wav/.flac) to match")
+    sig = bundle.faults.signatures
+    clips = [{"path": str(p), **bundle.faults.match(bundle.extract(p)).to_dict()} for p in paths]
+    return {"model": str(model), "folder": str(folder), "threshold": sig.threshold_,
+            "threshold_source": sig.threshold_source_, "scale_source": sig.scale_source_,
+            "n_labelled": len(sig.faults_), "faults": bundle.faults.faults, "clips": clips, "stored": True}

@@ -13,14 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from earshot._util.fs import atomic_file
+from earshot.bundle.faults import FAULT_FIELDS
 from earshot.errors import ParameterError
 
-__all__ = ["FIELDS", "FILE_FIELDS", "CsvSink", "ParquetSink", "csv_text", "journal_path", "pyarrow_parquet"]
+__all__ = ["FAULT_FIELDS", "FAULT_FILE_FIELDS", "FIELDS", "FILE_FIELDS", "CsvSink", "ParquetSink", "csv_text",
+           "journal_path", "pyarrow_parquet"]
 
 #: Row fields of a verdict (the ``earshot score`` columns).
 FIELDS = ("path", "group", "score", "threshold", "is_anomalous")
 #: Columns of an output file.
 FILE_FIELDS = (*FIELDS, "error")
+#: Columns of an output file of a model with stored fault signatures (the fault columns last, so
+#: the first six keep their places).
+FAULT_FILE_FIELDS = (*FILE_FIELDS, *FAULT_FIELDS)
+#: Parquet types of the columns.
+_PARQUET_TYPES = {"path": "string", "group": "string", "score": "float64", "threshold": "float64",
+                  "is_anomalous": "bool_", "error": "string", "fault": "string", "fault_distance": "float64",
+                  "fault_known": "bool_"}
 
 
 def pyarrow_parquet():
@@ -32,26 +41,27 @@ def pyarrow_parquet():
     return pq
 
 
-def csv_text(rows: Sequence[dict[str, Any]], header: bool = False) -> str:
+def csv_text(rows: Sequence[dict[str, Any]], header: bool = False, fields: Sequence[str] = FILE_FIELDS) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     if header:
-        writer.writerow(FILE_FIELDS)
+        writer.writerow(fields)
     for r in rows:
-        writer.writerow(["" if r.get(k) is None else r[k] for k in FILE_FIELDS])
+        writer.writerow(["" if r.get(k) is None else r[k] for k in fields])
     return buf.getvalue()
 
 
 class CsvSink:
     """Appends rows to a CSV file, one write per batch, flushed; fsynced every few seconds."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fields: Sequence[str] = FILE_FIELDS):
         self.path = path
+        self.fields = tuple(fields)
         new = not path.exists() or path.stat().st_size == 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fh = open(path, "a", newline="", encoding="utf-8")
         if new:
-            self.fh.write(csv_text([], header=True))
+            self.fh.write(csv_text([], header=True, fields=self.fields))
             self._sync()
         self.synced = time.monotonic()
 
@@ -61,7 +71,7 @@ class CsvSink:
         self.synced = time.monotonic()
 
     def write(self, rows) -> None:
-        self.fh.write(csv_text(rows))
+        self.fh.write(csv_text(rows, fields=self.fields))
         self.fh.flush()
         if time.monotonic() - self.synced > 5.0:
             self._sync()
@@ -76,10 +86,10 @@ class ParquetSink(CsvSink):
     """Rows go to a CSV journal beside the target (resumable); on completion, the target is
     rewritten atomically as Parquet holding its previous rows and the journal's."""
 
-    def __init__(self, target: Path):
+    def __init__(self, target: Path, fields: Sequence[str] = FILE_FIELDS):
         self.target = target
         self.pq = pyarrow_parquet()
-        super().__init__(journal_path(target))
+        super().__init__(journal_path(target), fields)
 
     def close(self, complete: bool) -> None:
         super().close(complete)
@@ -90,8 +100,7 @@ class ParquetSink(CsvSink):
         import pyarrow as pa  # deferred: pyarrow is the optional `parquet` extra
         import pyarrow.csv as pacsv  # deferred: as above
 
-        schema = pa.schema([("path", pa.string()), ("group", pa.string()), ("score", pa.float64()),
-                            ("threshold", pa.float64()), ("is_anomalous", pa.bool_()), ("error", pa.string())])
+        schema = pa.schema([(name, getattr(pa, _PARQUET_TYPES[name])()) for name in self.fields])
         convert = pacsv.ConvertOptions(column_types=schema, strings_can_be_null=True, null_values=[""],
                                        true_values=["True"], false_values=["False"])
         with atomic_file(self.target, "wb") as fh:

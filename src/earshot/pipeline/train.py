@@ -32,8 +32,10 @@ from earshot.pipeline.extract import (
     extract_store,
     long_recording_windows,
 )
+from earshot.pipeline.faults import store_fault_signatures
 
-__all__ = ["TrainResult", "apply_labels", "progress_note", "record_metadata", "train"]
+__all__ = ["MAX_FAULT_CHARS", "TrainResult", "apply_labels", "label_records", "progress_note", "record_metadata",
+           "train"]
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +91,50 @@ NEED_LABELS = ("a supervised model needs labelled normal AND anomaly clips in th
                "(path,split,label) to put labelled clips in training")
 
 
+#: The longest fault name a labels CSV may give.
+MAX_FAULT_CHARS = 64
+
+
 def apply_labels(records: list[Record], csv_path: str | os.PathLike) -> list[Record]:
     """Make the clips listed in a labels CSV (``path,label``) training clips with those labels.
 
     Paths are absolute or relative to the CSV's folder. A listed path that matches no clip,
-    or a row without a label, is an error naming the row.
+    or a row without a label, is an error naming the row. See :func:`label_records` for the
+    optional ``fault`` column.
+    """
+    return label_records(records, csv_path)[0]
+
+
+def _check_fault(fault: str, label: int, where: str) -> None:
+    if label != 1:
+        raise ParameterError(f"{where}: fault {fault!r} on a clip labelled {label} (a fault goes on anomalies, "
+                             "label 1, only)")
+    if len(fault) > MAX_FAULT_CHARS:
+        raise ParameterError(f"{where}: fault {fault[:24]!r}...: expected at most {MAX_FAULT_CHARS} characters, "
+                             f"got {len(fault)}")
+    if not fault.isprintable():
+        raise ParameterError(f"{where}: fault {fault!r}: expected printable text on one line")
+
+
+def label_records(records: list[Record], csv_path: str | os.PathLike) -> tuple[list[Record], dict[Path, str]]:
+    """:func:`apply_labels`, and the faults of an optional ``fault`` column.
+
+    The ``fault`` column (``path,label,fault``) names the fault type of a confirmed anomaly:
+    free text of at most :data:`MAX_FAULT_CHARS` printable characters, on label-1 rows only
+    (empty elsewhere); anything else is an error naming the file and row.
+
+    Returns
+    -------
+    records : list of Record
+    faults : dict
+        ``{resolved path: fault}`` of the rows with a fault.
     """
     csv_path = Path(os.path.abspath(csv_path))
     if not csv_path.is_file():
         raise ParameterError(f"labels {str(csv_path)!r} does not exist")
     by_path = {r.path.resolve(): i for i, r in enumerate(records)}
     records = list(records)
+    faults: dict[Path, str] = {}
     for where, row in read_csv(csv_path, required=("path", "label"), what="labels file"):
         label = parse_label(row["label"], where=where)
         if label is None:
@@ -108,7 +143,16 @@ def apply_labels(records: list[Record], csv_path: str | os.PathLike) -> list[Rec
         if i is None:
             raise DatasetError(f"{where}: path {row['path']!r} matches no clip of the data set")
         records[i] = replace(records[i], split="train", label=label)
-    return records
+        fault = row.get("fault", "")
+        if fault:
+            _check_fault(fault, label, where)
+            faults[records[i].path.resolve()] = fault
+        else:
+            faults.pop(records[i].path.resolve(), None)
+    if len(faults) == 1:
+        raise ParameterError(f"labels file {str(csv_path)!r}: expected at least two anomalies with a fault "
+                             "(fault signatures need two to calibrate), got 1")
+    return records, faults
 
 
 def record_metadata(record: Record) -> dict[str, Any]:
@@ -153,8 +197,9 @@ def train(
     seed : int
         Seeds the default split and the detector.
     labels : path-like, optional
-        CSV ``path,label`` (e.g. confirmed or rejected alarms): those clips become training
-        clips with those labels (see :func:`apply_labels`); supervised models need some.
+        CSV ``path,label[,fault]`` (e.g. confirmed or rejected alarms): those clips become training
+        clips with those labels (see :func:`apply_labels`); supervised models need some. Faults
+        (:func:`label_records`) give the bundle fault signatures (:func:`_store_faults`).
     window_s : float
         Recordings longer than :data:`LONG_RECORDING_S` are cut into windows of this length
         (:func:`long_recording_windows`); use the ``window_s`` of ``earshot detect``.
@@ -178,8 +223,7 @@ def train(
     if progress:
         progress_note(progress, f"discovering {data}", f"{len(records)} clips")
         progress(f"discovering {data}", 1, 1)
-    if labels is not None:
-        records = apply_labels(records, labels)
+    records, fault_of = label_records(records, labels) if labels is not None else (records, {})
     groups, skipped = _training_groups(records, group_by, uses_labels=cls.uses_labels)
     if not groups and cls.uses_labels:
         raise DatasetError(f"{data}: nothing to train {model} on: {NEED_LABELS}")
@@ -202,6 +246,7 @@ def train(
             sub.mkdir(exist_ok=True)
             write_bundle(sub, detector, features=features, channel=channel, training=training, validation=validation,
                          check_clips=check)
+            faults = _store_faults(sub, group, records, recs, fault_of, group_by) if fault_of else None
             dirs[group] = sub.name
             result.groups[group] = {
                 "n_clips": training["n_clips"],
@@ -210,11 +255,27 @@ def train(
                 "threshold_source": detector.threshold_source_,
                 "false_alarm_rate": validation["false_alarm_rate"],
                 "fit_seconds": training["fit_seconds"],
+                "faults": faults,
             }
         if not single:
             write_index(tmp, dirs, group_by=group_by, extra={"skipped": skipped})
     return result
 
+
+
+def _store_faults(sub: Path, group: str, records: list[Record], recs: list[Record], fault_of: dict[Path, str],
+                  group_by: str) -> dict[str, Any] | None:
+    """Store the fault signatures of ``group``'s fault-labelled anomalies in its bundle ``sub``
+    (the manifest entry; None, with a warning, when the group has fewer than two). The scale is
+    that of the group's normal training clips (``recs`` without the anomalies of a supervised model)."""
+    faulted = sorted(r.path.resolve() for r in records
+                     if r.label == 1 and r.path.resolve() in fault_of and group_name(r, group_by) == group)
+    if len(faulted) < 2:
+        if faulted:
+            log.warning("group %s: one anomaly with a fault label; fault signatures need two (none stored)", group)
+        return None
+    normal = list(dict.fromkeys(r.path for r in recs if r.label != 1))
+    return store_fault_signatures(sub, faulted, [fault_of[p] for p in faulted], normal)
 
 
 def waveform_clips(items: Sequence[tuple[Path, int | None, int | None]], sr: int, *, channel: int | None,
