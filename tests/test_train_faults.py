@@ -130,6 +130,15 @@ def test_train_stores_fault_signatures_and_score_names_the_closest_fault(case, t
         assert (c["fault"] if c["known"] else "") == r["fault"]
         assert c["distance"] == pytest.approx(float(r["fault_distance"]), abs=1e-6)
 
+    # Parquet output (optional extra) holds the same columns, typed
+    pq = pytest.importorskip("pyarrow.parquet")
+    code, _, err = run(["score", model, root / "new", "--out", tmp_path / "r.parquet", "--executor", "serial"], capsys)
+    assert code == 0, err
+    table = pq.read_table(tmp_path / "r.parquet")
+    assert table.column_names == OLD_FIELDS + ["error"] + FAULT_COLUMNS
+    assert str(table.schema.field("fault_known").type) == "bool"
+    assert table.column("fault").to_pylist() == [r["fault"] or None for r in scored]
+
 
 def test_a_model_without_fault_labels_scores_as_before(case, tmp_path, capsys):
     root, rows = case
