@@ -47,6 +47,8 @@ _SF_ERRORS = (sf.SoundFileError, RuntimeError, TypeError, ValueError, OSError, E
 _TRUNCATED_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 #: Frames read at once from a multichannel file: only the channel(s) kept outlive a block.
 _READ_BLOCK = 65536
+#: libsndfile subtypes whose samples are integers (decoded samples are finite by construction).
+_INTEGER_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
 
 _warned_rates: set[tuple[int, int]] = set()
 _warned_lock = threading.Lock()
@@ -256,6 +258,7 @@ def load(
     p = Path(path)
     with _open(p) as f:
         n_channels, file_sr, frames = int(f.channels), int(f.samplerate), int(f.frames)
+        integer_samples = f.subtype in _INTEGER_SUBTYPES  # always finite: the NaN check is skipped
         if channel is not None and not 0 <= channel < n_channels:
             raise ParameterError(
                 f"{p}: channel={channel} is out of range: the file has {n_channels} "
@@ -274,7 +277,8 @@ def load(
         raise AudioError(f"{p}: contains zero samples")
     if y.shape[0] < frames:
         raise AudioError(f"{p}: truncated audio file ({y.shape[0]} of {frames} samples read)")
-    check_finite(p, y)
+    if not integer_samples:
+        check_finite(p, y)
     if target_sr is not None and target_sr != file_sr:
         _warn_resample(p, file_sr, target_sr)
         y = resample(y, file_sr, target_sr)
