@@ -55,6 +55,54 @@ def test_window_scores_and_aggregation(rng):
     np.testing.assert_allclose(det.score_samples(X[:2]), [w.max() for w in windows])
 
 
+def test_window_hop_scores_every_hop_th_window(rng, tmp_path):
+    """window_hop=k scores the windows every k frames: the same errors as the every-frame graph
+    at those starts, and the ONNX bundle (float32 and its int8 graph) agrees with torch."""
+    import json
+
+    from earshot.bundle import Bundle, load_detector, save_bundle
+    from earshot.features import FeatureConfig
+
+    X = _clips(rng, 12, n_time=30)
+    every = AutoencoderDetector(**SMALL).fit(X)
+    hop3 = AutoencoderDetector(window_hop=3, **SMALL).fit(X)
+    assert [w.shape for w in hop3.window_scores(X[:2])] == [(9,), (9,)]  # (30 - 5) // 3 + 1
+    hop3.model_.load_state_dict(every.model_.state_dict())  # same network: the windows must match
+    for full, strided in zip(every.window_scores(X[:3]), hop3.window_scores(X[:3])):
+        np.testing.assert_allclose(strided, full[::3], rtol=1e-5)
+    short = _clips(rng, 2, n_time=7)  # (7 - 5) // 3 + 1 = 1 window
+    assert [w.shape for w in hop3.window_scores(short)] == [(1,), (1,)]
+
+    det = AutoencoderDetector(window_hop=2, **SMALL).fit(X)
+    save_bundle(tmp_path / "b", det, features=FeatureConfig(n_mels=16))
+    test = _clips(rng, 3) + _clips(rng, 2, n_time=33)
+    for precision in ("float32", "auto"):
+        bundle = Bundle(tmp_path / "b", precision=precision)
+        np.testing.assert_allclose(bundle.score_samples(test), det.score_samples(test), rtol=2e-3)
+    assert [w.shape for w in bundle.window_scores(test[-2:])] == [(15,), (15,)]
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["model"]["params"]["window_hop"] == 2
+    np.testing.assert_allclose(load_detector(tmp_path / "b").score_samples(test), det.score_samples(test), rtol=1e-5)
+
+
+def test_a_bundle_saved_before_window_hop_scores_every_window(rng, tmp_path):
+    import json
+
+    from earshot.bundle import load_detector, save_bundle
+    from earshot.features import FeatureConfig
+
+    X = _clips(rng, 10, n_time=30)
+    det = AutoencoderDetector(**SMALL).fit(X)
+    save_bundle(tmp_path / "b", det, features=FeatureConfig(n_mels=16))
+    path = tmp_path / "b" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["model"]["params"]["window_hop"]
+    path.write_text(json.dumps(manifest))
+    again = load_detector(tmp_path / "b")
+    assert again.window_hop == 1 and [w.shape for w in again.window_scores(X[:1])] == [(26,)]
+    np.testing.assert_allclose(again.score_samples(X[:3]), det.score_samples(X[:3]), rtol=1e-5)
+
+
 def test_aggregate_specs():
     w = np.array([1.0, 2.0, 3.0, 10.0])
     assert aggregate(w, "mean") == 4.0
@@ -67,7 +115,8 @@ def test_aggregate_specs():
 
 
 @pytest.mark.parametrize("name,value", [("epochs", 0), ("batch_size", -1), ("validation_fraction", 1.0),
-                                        ("learning_rate", 0.0), ("aggregate", "median")])
+                                        ("learning_rate", 0.0), ("aggregate", "median"),
+                                        ("window_hop", 0)])
 def test_parameter_validation(rng, name, value):
     with pytest.raises(ParameterError, match=name if name != "aggregate" else "aggregate"):
         AutoencoderDetector(**{**SMALL, name: value}).fit(_clips(rng, 6))

@@ -31,6 +31,11 @@ class AutoencoderDetector(WindowAutoencoder):
     ----------
     n_frames : int
         Consecutive frames per context window (5 in the DCASE baseline).
+    window_hop : int
+        Frames between the starts of consecutive scoring windows (1 in the DCASE baseline: a
+        window at every frame). A clip's score aggregates its windows every ``window_hop``
+        frames, so the network runs ``window_hop`` times less per clip; training still uses
+        every window. Bundles saved before this parameter existed score every window.
     hidden, n_layers, bottleneck : int
         Network width, hidden layers per side, code width (128, 4, 8 in the baseline).
     epochs : int
@@ -75,6 +80,7 @@ class AutoencoderDetector(WindowAutoencoder):
         self,
         *,
         n_frames: int = 5,
+        window_hop: int = 1,
         hidden: int = 128,
         n_layers: int = 4,
         bottleneck: int = 8,
@@ -88,6 +94,7 @@ class AutoencoderDetector(WindowAutoencoder):
         device: str = "auto",
     ):
         self.n_frames = n_frames
+        self.window_hop = window_hop
         self.hidden = hidden
         self.n_layers = n_layers
         self.bottleneck = bottleneck
@@ -101,7 +108,7 @@ class AutoencoderDetector(WindowAutoencoder):
         self.device = device
 
     param_checks = (
-        *each(("n_frames", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"), int_at_least(1)),
+        *each(("n_frames", "window_hop", "hidden", "n_layers", "bottleneck", "epochs", "batch_size"), int_at_least(1)),
         ("learning_rate", check_positive),
         ("validation_fraction", check_fraction),
         ("aggregate", check_aggregate),
@@ -118,7 +125,16 @@ class AutoencoderDetector(WindowAutoencoder):
         ae = DenseAutoencoder(
             n_mels * self.n_frames, hidden=self.hidden, n_layers=self.n_layers, bottleneck=self.bottleneck
         )
-        return FrameErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), self.n_frames)
+        return FrameErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), self.n_frames,
+                               int(self.window_hop))
+
+    def _hop(self) -> int:
+        return int(self.window_hop)
+
+    @classmethod
+    def from_fitted(cls, params, state, weights):
+        """Rebuild a fitted detector; a bundle saved before ``window_hop`` existed scored every window."""
+        return super().from_fitted({"window_hop": 1, **params}, state, weights)
 
     def _epoch_windows(self, store: FrameStore, train_idx: np.ndarray,
                        rng: np.random.Generator) -> Callable[[], np.ndarray]:
@@ -127,4 +143,4 @@ class AutoencoderDetector(WindowAutoencoder):
         return lambda: rng.permutation(starts)
 
     def _clips_per_pass(self, length: int) -> int:
-        return max(1, _SCORE_CHUNK // max(1, length - self.n_frames + 1))
+        return max(1, _SCORE_CHUNK // max(1, (length - self.n_frames) // int(self.window_hop) + 1))

@@ -72,26 +72,35 @@ class FrameErrorModel(nn.Module):
         Shape ``(n_mels,)``.
     n_frames : int
         Context frames per window.
+    window_hop : int, default 1
+        Frames between the starts of consecutive windows (1: a window at every frame).
 
     Shapes
     ------
     ``forward``: log-mel ``(batch, n_time, n_mels)`` in dB ->
-    errors ``(batch, n_time - n_frames + 1)``, the mean squared error of each window
-    (in normalised units).
+    errors ``(batch, n_windows)`` with ``n_windows = (n_time - n_frames) // window_hop + 1``,
+    the mean squared error of each window (in normalised units); window ``i`` covers frames
+    ``i * window_hop ... i * window_hop + n_frames - 1``.
     """
 
-    def __init__(self, autoencoder: nn.Module, mean: torch.Tensor, std: torch.Tensor, n_frames: int):
+    def __init__(self, autoencoder: nn.Module, mean: torch.Tensor, std: torch.Tensor, n_frames: int,
+                 window_hop: int = 1):
         super().__init__()
         self.autoencoder = autoencoder
         self.n_frames = int(n_frames)
+        self.window_hop = int(window_hop)
         self.register_buffer("mean", mean.detach().clone().float())
         self.register_buffer("inv_std", 1.0 / std.detach().clone().float())
 
     def context(self, logmel: torch.Tensor) -> torch.Tensor:
         """Normalised context vectors, ``(batch, n_windows, n_frames * n_mels)``."""
         x = (logmel - self.mean) * self.inv_std
-        n_windows = x.shape[1] - self.n_frames + 1
-        return torch.cat([x[:, i : i + n_windows, :] for i in range(self.n_frames)], dim=-1)
+        if self.window_hop == 1:  # the graph of every earlier bundle, node for node
+            n_windows = x.shape[1] - self.n_frames + 1
+            return torch.cat([x[:, i : i + n_windows, :] for i in range(self.n_frames)], dim=-1)
+        hop = self.window_hop
+        span = torch.div(x.shape[1] - self.n_frames, hop, rounding_mode="floor") * hop + 1
+        return torch.cat([x[:, i : i + span : hop, :] for i in range(self.n_frames)], dim=-1)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         ctx = self.context(logmel)
