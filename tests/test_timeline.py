@@ -105,11 +105,17 @@ def test_default_window_is_one_second_or_the_models_shortest():
     assert WindowGeometry.for_bundle(bundle(32, 16), window_s=3.0).window_s == 3.0
 
 
-def test_window_score_is_the_clip_score_of_its_frames(case):
+@pytest.mark.parametrize("params", [(), ("window_hop=2",)], ids=["every-window", "window-hop-2"])
+def test_window_score_is_the_clip_score_of_its_frames(case, params, tmp_path_factory):
     """A window is scored as a clip of its frames: the bundle's aggregate of the model windows
-    inside it, on the continuous log-mel of the recording (timelines run the float32 graph)."""
+    inside it, on the continuous log-mel of the recording (timelines run the float32 graph);
+    with a dense-ae scoring every 2nd model window too (its model windows lie on the recording's
+    grid of 2 frames, so a window starting on an odd frame scores from the next one)."""
     from earshot.bundle import load_model
     from earshot.timeline import scan_file
+
+    if params:
+        case = long_case(tmp_path_factory, "dense-ae", params)
 
     bundle = next(iter(load_model(case["model"], precision="float32").bundles.values()))
     geo = WindowGeometry.for_bundle(bundle, window_s=1.0, hop_s=0.1)
@@ -119,7 +125,9 @@ def test_window_score_is_the_clip_score_of_its_frames(case):
     logmel = log_mel(y, bundle.features)
     for k in (0, 7, 600, 1190):
         t0, t1 = geo.frames(k)
-        as_clip = bundle.score_samples([logmel[:, t0:t1]])[0]
+        i0, i1 = geo.model_windows(k)  # the model windows inside: on the recording's grid of model_hop frames
+        assert i0 * geo.model_hop >= t0 and (i1 - 1) * geo.model_hop + geo.model_frames <= t1
+        as_clip = bundle.score_samples([logmel[:, i0 * geo.model_hop : (i1 - 1) * geo.model_hop + geo.model_frames]])[0]
         assert windows[k].score == pytest.approx(as_clip, rel=1e-4)
 
 

@@ -17,12 +17,13 @@ from helpers.torch_threads import single_torch_thread
 FAULT = (60.0, 90.0)  # where the long recording's fault is, in seconds
 
 
-def long_case(tmp_path_factory, model: str = "dense-ae") -> dict[str, Path]:
+def long_case(tmp_path_factory, model: str = "dense-ae", params: tuple[str, ...] = ()) -> dict[str, Path]:
     """A fan: six long normal recordings (32 s each, cut into 1 s windows for training), a
     120 s recording with an imbalance from 60 s to 90 s, and a model trained on the normal
-    ones. Built once per test session (cached under the session's base temp folder)."""
+    ones (``params``: extra ``-p key=value`` settings). Built once per test session (cached
+    under the session's base temp folder)."""
     root = tmp_path_factory.getbasetemp() / "long-case"
-    case = {"root": root, "long": root / "fan_long.wav", "train": root / "train", "model": root / f"model-{model}"}
+    case = {"root": root, "long": root / "fan_long.wav", "train": root / "train", "model": root / "-".join(("model", model, *params))}
     if not case["long"].exists():
         root.mkdir(exist_ok=True)
         synthesize_long(case["long"], machine="fan", duration_s=120.0, fault_start_s=FAULT[0], fault_end_s=FAULT[1],
@@ -34,6 +35,8 @@ def long_case(tmp_path_factory, model: str = "dense-ae") -> dict[str, Path]:
             sf.write(case["train"] / f"normal_{i}.wav", y, SR, subtype="PCM_16")
     if not case["model"].exists():
         extra = ["-p", "hidden=64"] if model == "dense-ae" else []
+        for p in params:
+            extra += ["-p", p]
         with single_torch_thread():
             code = main(["train", str(case["train"]), "--out", str(case["model"]), "--model", model,
                          "--group-by", "none", "--n-mels", "32", "--epochs", "8", *extra])
