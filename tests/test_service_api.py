@@ -107,6 +107,28 @@ def test_score_verdicts_timeline_and_spectrogram(client, clips):
     assert fault["spectrogram_png"].startswith("data:image/png;base64,")
 
 
+@pytest.mark.parametrize("window_hop", [1, 2, 8])
+def test_timeline_bins_windows_by_their_start_whatever_the_models_window_hop(window_hop):
+    """A model whose windows start every ``window_hop`` frames (dense-ae -p window_hop=2,
+    lstm-ae's 8) gives its window scores at those starts: a 2 s clip still spans 2 bins."""
+    from types import SimpleNamespace
+
+    from earshot.features import FeatureConfig
+    from earshot.service.audio import _timeline
+
+    f = FeatureConfig()
+    frame_s = f.hop_length / f.sr
+    n_frames = 63  # 2 s at 16 kHz, hop 512
+    starts = np.arange(0, n_frames - 5 + 1, window_hop) * frame_s
+    bundle = SimpleNamespace(features=f, min_frames=5, aggregate="mean", threshold_=1.2,
+                             manifest={"model": {"params": {"window_hop": window_hop}}})
+    tl = _timeline(starts.copy(), bundle, 1.0)  # each window's score is its start time
+    assert [p["start_s"] for p in tl["points"]] == [0.0, 1.0]
+    assert tl["points"][0]["score"] == pytest.approx(starts[starts < 1.0].mean())
+    assert tl["points"][1]["score"] == pytest.approx(starts[starts >= 1.0].mean())
+    assert [(e["start_s"], e["end_s"]) for e in tl["events"]] == [(1.0, pytest.approx(min(2.0, starts[-1] + 5 * frame_s), abs=1e-4))]
+
+
 def test_score_unknown_model_is_422(client, clips):
     r = client.post("/score", files={"file": ("n.wav", clips["normal"][0])}, data={"model": "pump"})
     assert r.status_code == 422 and "fan_id_00" in r.json()["detail"]

@@ -30,6 +30,7 @@ from earshot.io.audio import info, load, resample
 from earshot.io.channels import ALL_CHANNELS, load_channels
 from earshot.io.limits import MAX_RESAMPLE_TERM, SERVICE_LIMITS, DecodeLimitError, DecodeLimits, check_header, resample_terms
 from earshot.service.alerts import events
+from earshot.timeline.windows import model_window_hop
 
 __all__ = ["ApiError", "AudioFacts", "check_audio", "score_audio", "spectrogram_png", "png_bytes", "data_url"]
 
@@ -163,7 +164,7 @@ def _timeline(windows: np.ndarray, bundle, window_s: float) -> dict[str, Any]:
     f = bundle.features
     hop_s = f.hop_length / f.sr
     span_s = bundle.min_frames * hop_s
-    starts = np.arange(len(windows)) * hop_s
+    starts = np.arange(len(windows)) * (model_window_hop(bundle) * hop_s)  # window i starts at frame i * hop
     n_bins = max(1, int(np.ceil((starts[-1] + 1e-9) / window_s)) if len(windows) else 1)
     bins = np.minimum((starts / window_s).astype(int), n_bins - 1)
     points = []
