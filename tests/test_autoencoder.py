@@ -85,6 +85,26 @@ def test_window_hop_scores_every_hop_th_window(rng, tmp_path):
     np.testing.assert_allclose(load_detector(tmp_path / "b").score_samples(test), det.score_samples(test), rtol=1e-5)
 
 
+def test_the_exported_graph_folds_batch_norm_and_scores_alike(rng, tmp_path):
+    """model.onnx has the batch norms folded into the linear layers and no Pow node (both slow
+    in onnxruntime); its scores equal torch's, and the fitted torch model keeps its batch norms."""
+    import onnx
+    import torch
+
+    from earshot.bundle import Bundle, save_bundle
+    from earshot.features import FeatureConfig
+
+    X = _clips(rng, 12, n_time=30)
+    det = AutoencoderDetector(**SMALL).fit(X)
+    save_bundle(tmp_path / "b", det, features=FeatureConfig(n_mels=16))
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "b" / "model.onnx")).graph.node}
+    assert "Gemm" in ops and not ops & {"BatchNormalization", "Pow"}
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in det.model_.modules())
+    test = _clips(rng, 4, n_time=30)
+    np.testing.assert_allclose(Bundle(tmp_path / "b", precision="float32").score_samples(test),
+                               det.score_samples(test), rtol=1e-5)
+
+
 def test_a_bundle_saved_before_window_hop_scores_every_window(rng, tmp_path):
     import json
 

@@ -100,7 +100,9 @@ def write_bundle(directory: Path, detector, *, features: FeatureConfig, channel:
     if hasattr(detector, "scoring_graph"):  # a detector that builds its ONNX graph itself (encoder)
         (directory / ONNX_FILE).write_bytes(detector.scoring_graph(features))
     else:
-        export_onnx(detector.scoring_module(), directory / ONNX_FILE, n_mels=features.n_mels,
+        module = detector.scoring_module()
+        module = module.export_copy() if hasattr(module, "export_copy") else module  # e.g. batch norms folded
+        export_onnx(module, directory / ONNX_FILE, n_mels=features.n_mels,
                     min_frames=int(detector.get_params().get("n_frames", 1)))
         int8 = store_int8_graph(directory, check_clips, how=str(detector.get_params().get("aggregate", "mean")))
     torch.save(detector.state_dict(), directory / WEIGHTS_FILE)

@@ -7,8 +7,11 @@ bottleneck and four 128-wide layers back, each hidden layer followed by batch no
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 __all__ = ["DenseAutoencoder", "FrameErrorModel"]
 
@@ -55,6 +58,20 @@ class DenseAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+    def folded(self) -> "DenseAutoencoder":
+        """An inference copy with each batch norm folded into the linear layer before it
+        (eval-mode statistics): the same function, two fewer ONNX nodes per hidden layer."""
+        out = copy.deepcopy(self).eval()
+        for name in ("encoder", "decoder"):
+            layers, kept = list(getattr(out, name)), []
+            for layer in layers:
+                if isinstance(layer, nn.BatchNorm1d) and kept and isinstance(kept[-1], nn.Linear):
+                    kept[-1] = fuse_linear_bn_eval(kept[-1], layer)
+                else:
+                    kept.append(layer)
+            setattr(out, name, nn.Sequential(*kept))
+        return out
 
 
 class FrameErrorModel(nn.Module):
@@ -107,4 +124,13 @@ class FrameErrorModel(nn.Module):
         batch, n_windows, dim = ctx.shape
         flat = ctx.reshape(-1, dim)
         rec = self.autoencoder(flat)
-        return ((rec - flat) ** 2).mean(dim=-1).reshape(batch, n_windows)
+        d = rec - flat
+        return (d * d).mean(dim=-1).reshape(batch, n_windows)  # d * d: ONNX Pow is several times slower
+
+    def export_copy(self) -> "FrameErrorModel":
+        """The graph to export: this one with the autoencoder's batch norms folded
+        (:meth:`DenseAutoencoder.folded`); window errors equal within float32 round-off."""
+        out = copy.deepcopy(self).eval()
+        if isinstance(out.autoencoder, DenseAutoencoder):
+            out.autoencoder = out.autoencoder.folded()
+        return out
