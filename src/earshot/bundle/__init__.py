@@ -5,8 +5,7 @@ imports torch (to export the graph and the weights) when it is called. :func:`ex
 writes ONNX files and contracts for the edge (the ``onnx`` package, not torch, when called).
 """
 
-import importlib
-
+from earshot._util.lazy import lazy_exports
 from earshot.bundle.format import FORMAT_VERSION
 from earshot.bundle.modelset import ModelSet, group_dirname, load_model, write_index
 from earshot.bundle.scorer import Bundle
@@ -15,13 +14,7 @@ from earshot.bundle.scorer import Bundle
 #: import the saving and exporting modules: name -> its module under earshot.bundle.
 _LAZY = {"export_model": "export", "load_detector": "save", "save_bundle": "save"}
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"earshot.bundle.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["FORMAT_VERSION", "Bundle", "ModelSet", "load_model", "save_bundle", "load_detector", "group_dirname", "write_index",

@@ -13,10 +13,7 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-
+from earshot._util.lazy import lazy_exports
 from earshot.datasets.layouts import ParsedPath, parse_path
 from earshot.datasets.records import Attributes, Record, group_name
 
@@ -25,32 +22,7 @@ from earshot.datasets.records import Attributes, Record, group_name
 _LAZY = {"describe": "discover", "discover": "discover",
          **dict.fromkeys(("apply_split_file", "assign_default_split", "train_test"), "splits")}
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"earshot.datasets.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    """This package's module type: importing the submodule ``.discover`` binds it here under its
-    name, which is also the name of its function; the function is kept (as when this package
-    imported it at the top), so ``earshot.datasets.discover`` is the function whichever was
-    imported first."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _LAZY:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "Attributes",

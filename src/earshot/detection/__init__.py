@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from earshot._util.lazy import lazy_exports
 from earshot.detection.aggregate import aggregate, parse_aggregate
 from earshot.detection.base import Detector, check_clips
 from earshot.detection.thresholds import ThresholdSpec, fit_threshold
@@ -37,17 +38,7 @@ __all__ = [
 #: :mod:`.aggregate` and :mod:`.base`) does not need: name -> its module under earshot.detection.
 _LAZY = dict.fromkeys(("DEVICES", "check_device", "resolve_device"), "_training")
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"earshot.detection.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+lazy_exports(__name__, _LAZY)
 
 
 #: Model kind (as in ``earshot train --model``) -> "module:Class".

@@ -9,9 +9,7 @@ one workflow module (``earshot score`` imports :mod:`.batch`) does not load the 
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
+from earshot._util.lazy import lazy_exports
 
 #: Re-exported name -> the module under earshot.pipeline that defines it.
 _HOMES = {
@@ -20,32 +18,7 @@ _HOMES = {
     **dict.fromkeys(("TrainResult", "apply_labels", "record_metadata", "train"), "train"),
 }
 
-
-def __getattr__(name: str):
-    if name in _HOMES:
-        value = getattr(importlib.import_module(f"earshot.pipeline.{_HOMES[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
-
-class _Package(types.ModuleType):
-    """This package's module type: importing the submodule ``.evaluate`` or ``.train`` binds it
-    here under its name, which is also the name of its workflow function; the function is kept
-    (as when this package imported them at the top), so ``from earshot.pipeline import train``
-    is the function whichever was imported first."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}" and name in _HOMES:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+lazy_exports(__name__, _HOMES)
 
 
 __all__ = [

@@ -33,6 +33,7 @@ from earshot.errors import EarshotError
 from earshot.features.config import FeatureConfig
 from earshot.pipeline import train
 from earshot.service.backlog import backlog_size, score_backlog
+from earshot.service.progress import training_progress
 from earshot.service.registry import ModelEntry, ModelRegistry
 from earshot.service.store import Job, Machine, Snippet, Store, iso, utcnow
 from earshot.service.supervised import supervised_message, train_supervised
@@ -196,18 +197,7 @@ class JobRunner:
         features = current.bundle.features if current is not None else FeatureConfig(n_mels=params.get("n_mels") or 128)
         if params.get("n_mels"):
             features = FeatureConfig.from_dict({**features.to_dict(), "n_mels": int(params["n_mels"])})
-        stages = {"features": (0.05, 0.25), "training": (0.25, 0.95)}
-        last = [0.0]
-
-        def progress(stage: str, done: int, total: int) -> None:
-            key = "training" if stage.endswith("training") else "features"
-            lo, hi = stages[key]
-            now = time.monotonic()
-            if now - last[0] < 0.2 and done < total:
-                return
-            last[0] = now
-            self._update(job.id, progress=lo + (hi - lo) * done / max(total, 1),
-                         stage=f"{key} {done}/{total}")
+        progress = training_progress(lambda **v: self._update(job.id, **v), end=0.95)
 
         work = Path(tempfile.mkdtemp(prefix=".train-", dir=self.trained_dir))
         try:

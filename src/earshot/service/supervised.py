@@ -46,6 +46,7 @@ from earshot.features.config import FeatureConfig
 from earshot.pipeline import train
 from earshot.service.audio import ApiError, decode, score_audio
 from earshot.service.backlog import score_backlog
+from earshot.service.progress import training_progress
 from earshot.service.registry import ModelEntry, ModelRegistry
 from earshot.service.store import Machine, Snippet, Store
 
@@ -210,22 +211,6 @@ def _install(candidate_dir: Path, out: Path) -> None:
         os.replace(candidate_dir, tmp)
 
 
-def _progress(update: Callable[..., None]) -> Callable[[str, int, int], None]:
-    stages = {"features": (0.05, 0.25), "training": (0.25, 0.85)}
-    last = [0.0]
-
-    def progress(stage: str, done: int, total: int) -> None:
-        key = "training" if stage.endswith("training") else "features"
-        lo, hi = stages[key]
-        now = time.monotonic()
-        if now - last[0] < 0.2 and done < total:
-            return
-        last[0] = now
-        update(progress=lo + (hi - lo) * done / max(total, 1), stage=f"supervised {key} {done}/{total}")
-
-    return progress
-
-
 def train_supervised(store: Store, registry: ModelRegistry, machine: str, params: dict[str, Any], *,
                      trained_dir: Path, device: str, update: Callable[..., None]) -> dict[str, Any]:
     """The job body: train a CNN on the machine's labelled snippets, compare on held-out ones, swap if better.
@@ -270,7 +255,7 @@ def train_supervised(store: Store, registry: ModelRegistry, machine: str, params
         model_params = {"epochs": int(params["epochs"]), "threshold": params["threshold"], "device": device}
         started = time.perf_counter()
         result = train(manifest, work / "candidate", model="cnn", model_params=model_params, features=features,
-                       group_by="none", seed=int(params.get("seed", 0)), progress=_progress(update))
+                       group_by="none", seed=int(params.get("seed", 0)), progress=training_progress(update, end=0.85, prefix="supervised "))
         update(progress=0.88, stage="scoring held-out labelled snippets")
         candidate = ModelEntry(machine, Bundle(work / "candidate"), "trained", None)
         comparison = held_out_comparison(store, held, candidate, current)
