@@ -7,7 +7,6 @@ Runs on SQLite and on the throw-away PostgreSQL (``service_db``), with the tiny 
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 
 import numpy as np
@@ -21,22 +20,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from earshot.service.app import create_app  # noqa: E402
 from earshot.service.drift_watch import DEFAULT_N  # noqa: E402
 from earshot.service.settings import Settings  # noqa: E402
-from helpers.service import hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
+from helpers.service import JsonHook, hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
 from helpers.signals import SR, hum  # noqa: E402
 
 EVERY = Settings().drift_check_every  # the default: a check after every 50 newly scored snippets
-
-
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list
-
-    def do_POST(self):  # noqa: N802
-        type(self).received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @contextlib.contextmanager
@@ -76,7 +63,7 @@ def _post_block(client, machine, make, rng):
 @pytest.mark.slow
 def test_drift_series_steady_and_shifted_machine(tmp_path_factory, tmp_path, service_db):
     rng = np.random.default_rng(11)
-    hook = type("Hook", (_Hook,), {"received": []})
+    hook = type("Hook", (JsonHook,), {"received": []})
     with _client(tmp_path_factory, tmp_path, service_db) as client, hook_server(hook) as url:
         for name in ("steady", "moved"):
             assert client.put(f"/machines/{name}", json={"webhook_url": url}).status_code == 200

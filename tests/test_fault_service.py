@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 
 import numpy as np
@@ -17,22 +16,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from earshot.service.app import create_app  # noqa: E402
 from earshot.service.settings import Settings  # noqa: E402
-from helpers.service import hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
+from helpers.service import JsonHook, hook_server, tiny_model, wait_until, wav_bytes  # noqa: E402
 from helpers.signals import SR, hum  # noqa: E402
 
 MACHINE = "fan_id_00"
-
-
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list
-
-    def do_POST(self):  # noqa: N802
-        type(self).received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @contextlib.contextmanager
@@ -79,7 +66,7 @@ def _calm(client, rng):
 @pytest.mark.slow
 def test_alerts_name_the_closest_confirmed_fault(tmp_path_factory, tmp_path, service_db):
     rng = np.random.default_rng(7)
-    hook = type("Hook", (_Hook,), {"received": []})
+    hook = type("Hook", (JsonHook,), {"received": []})
     with _client(tmp_path_factory, tmp_path, service_db) as client, hook_server(hook) as url:
         assert client.put(f"/machines/{MACHINE}", json={"webhook_url": url}).status_code == 200
         # before any fault label: an alert has no fault to compare with

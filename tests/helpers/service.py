@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
+import json
 import os
 import signal
 import socket
@@ -90,6 +91,21 @@ class Server:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class JsonHook(http.server.BaseHTTPRequestHandler):
+    """A webhook receiver that keeps each POSTed JSON body in ``received`` and answers 204.
+    Make one class per test (``type("Hook", (JsonHook,), {"received": []})``)."""
+
+    received: list
+
+    def do_POST(self):  # noqa: N802
+        type(self).received.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
 
 
 @contextlib.contextmanager
