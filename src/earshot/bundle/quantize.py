@@ -1,7 +1,8 @@
 """The optional dynamic-int8 scoring graph of a bundle, made and checked at save time.
 
 :func:`store_int8_graph` runs ``onnxruntime.quantization.quantize_dynamic`` on a bundle's
-``model.onnx`` (int8 weights of its MatMul and Gemm nodes, activations quantised per call) and
+``model.onnx`` (int8 weights of its MatMul and Gemm nodes, one scale per output column;
+activations quantised per call) and
 keeps the result as ``model.int8.onnx`` only when the clip scores of both graphs, on clips the
 caller gives (the group's own log-mel clips at training), differ by at most
 :data:`INT8_TOLERANCE` relative. It returns the manifest's ``scoring.int8`` record either way.
@@ -34,6 +35,10 @@ INT8_TOLERANCE = 1e-3
 MAX_CHECK_CLIPS = 32
 #: Node types whose weights become int8.
 QUANTIZED_OPS = ("MatMul", "Gemm")
+#: One int8 scale per output column of each weight matrix, not one per matrix: the exported dense
+#: AE has its batch norms folded into its weights, whose columns then differ in range by far more
+#: than int8's steps allow with one scale (per matrix, the check refused more bundles).
+PER_CHANNEL = True
 
 
 def clip_scores(graph: Path, clips: Sequence[np.ndarray], how: str) -> np.ndarray:
@@ -113,7 +118,8 @@ def store_int8_graph(directory: Path, clips: Sequence[np.ndarray] | None, *, how
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS))
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=list(QUANTIZED_OPS),
+                             per_channel=PER_CHANNEL)
         check = check_subset(clips)
         ref, q8 = clip_scores(src, check, how), clip_scores(dst, check, how)
     except Exception as exc:  # quantize_dynamic and onnxruntime raise many types; float32 stays
