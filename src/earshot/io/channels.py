@@ -99,14 +99,14 @@ def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000,
     target_sr = _check_rate("sr", sr, allow_none=True)
     p = Path(path)
     with _open(p) as f:
-        file_sr, frames = int(f.samplerate), int(f.frames)
+        file_sr, frames, subtype = int(f.samplerate), int(f.frames), f.subtype
         _check_truncated(p, f)
         if frames == 0:
             raise AudioError(f"{p}: contains zero samples")
         if limits is not None:
             check_header(p, sr=file_sr, channels=int(f.channels), frames=frames, limits=limits, target_sr=target_sr)
         try:
-            if f.subtype == "PCM_16":
+            if subtype == "PCM_16":
                 data = np.multiply(f.read(dtype="int16", always_2d=True), _INT16_SCALE, dtype=np.float32)
             else:
                 data = f.read(dtype="float32", always_2d=True)
@@ -114,7 +114,7 @@ def load_channels(path: str | os.PathLike[str], *, sr: int | None = 16000,
             raise AudioError(f"{p}: could not decode audio ({_describe(exc)})") from None
     if data.shape[0] < frames or data.shape[0] == 0:
         raise AudioError(f"{p}: truncated audio file ({data.shape[0]} of {frames} samples read)")
-    check_finite(p, data)
+    check_finite(p, data, subtype=subtype)
     Y = np.ascontiguousarray(data.T)
     if target_sr is not None and target_sr != file_sr:
         _warn_resample(p, file_sr, target_sr)
