@@ -131,9 +131,6 @@ class AutoencoderDetector(WindowAutoencoder):
         return FrameErrorModel(ae, torch.from_numpy(mean), torch.from_numpy(std), self.n_frames,
                                int(self.window_hop))
 
-    def _hop(self) -> int:
-        return int(self.window_hop)
-
     @classmethod
     def from_fitted(cls, params, state, weights):
         """Rebuild a fitted detector; a bundle saved before ``window_hop`` existed scored every window."""

@@ -131,9 +131,6 @@ class LstmAutoencoderDetector(WindowAutoencoder):
     max_validation_windows = 20_000
     epoch_options = {"clip_norm": _CLIP_NORM}
 
-    def _hop(self) -> int:
-        return int(self.window_hop)
-
     def _build(self, n_mels: int, mean: np.ndarray, std: np.ndarray):
         import torch  # deferred: torch is only needed to train or score in torch
 

@@ -64,6 +64,7 @@ class WindowAutoencoder(TorchGraphDetector):
     epoch_options: ClassVar[dict[str, Any]] = {}
 
     n_frames: int
+    window_hop: int
     epochs: int
     batch_size: int
     learning_rate: float
@@ -72,8 +73,8 @@ class WindowAutoencoder(TorchGraphDetector):
     device: str
 
     def _hop(self) -> int:
-        """Frames between consecutive scoring windows (1: every window)."""
-        return 1
+        """Frames between consecutive scoring windows (the ``window_hop`` parameter; 1: every window)."""
+        return int(self.window_hop)
 
     def _epoch_windows(self, store: FrameStore, train_idx: np.ndarray,
                        rng: np.random.Generator) -> Callable[[], np.ndarray]:  # pragma: no cover - abstract

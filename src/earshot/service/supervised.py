@@ -255,7 +255,8 @@ def train_supervised(store: Store, registry: ModelRegistry, machine: str, params
         model_params = {"epochs": int(params["epochs"]), "threshold": params["threshold"], "device": device}
         started = time.perf_counter()
         result = train(manifest, work / "candidate", model="cnn", model_params=model_params, features=features,
-                       group_by="none", seed=int(params.get("seed", 0)), progress=training_progress(update, end=0.85, prefix="supervised "))
+                       group_by="none", seed=int(params.get("seed", 0)),
+                       progress=training_progress(update, end=0.85, prefix="supervised "))
         update(progress=0.88, stage="scoring held-out labelled snippets")
         candidate = ModelEntry(machine, Bundle(work / "candidate"), "trained", None)
         comparison = held_out_comparison(store, held, candidate, current)
