@@ -11,8 +11,9 @@ channel reading), then its test clips are scored three ways: the bundle's float3
 (``precision="float32"``); its default graph (``model.int8.onnx``, int8 weights of the
 MatMul/Gemm nodes, where training stored it: the float32 graph otherwise, counted); and a
 second bundle trained on the same clips with ``window_hop=2``, scored with its default graph
-(the int8 graph where stored), so the AUC includes its own threshold-free scores. Prints ROC AUC mean ± std per group, how many splits stored the int8 graph and the
-largest relative clip-score difference int8 vs float32 on the test clips. No assertions.
+(the int8 graph where stored). Prints ROC AUC mean ± std per group, how many splits stored the
+int8 graph and the largest relative clip-score difference int8 vs float32 on the test clips.
+No assertions.
 """
 
 from __future__ import annotations
